@@ -1,0 +1,123 @@
+// Package db opens PostgreSQL pools, runs embedded goose migrations and wraps transactions.
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/sbor-dev/sbor/internal/platform/errs"
+)
+
+// Open connects a pool to url and checks that the server answers. maxConns <= 0 keeps pgx's
+// default (the larger of 4 and the number of CPUs).
+func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse database url: %w", redact(err))
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = maxConns
+	}
+	cfg.MaxConnIdleTime = 5 * time.Minute
+	cfg.HealthCheckPeriod = 15 * time.Second
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pingCtx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("ping database %s: %w", cfg.ConnConfig.Database, err)
+	}
+	return pool, nil
+}
+
+// redact drops the connection string from a parse error so a password never reaches a log.
+func redact(err error) error {
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) {
+		return errors.New("invalid connection string")
+	}
+	return err
+}
+
+// Migrations is one set of embedded migrations with its own version table, so a shared
+// component (the outbox) can own its schema beside the service's.
+type Migrations struct {
+	Table string
+	FS    fs.FS
+}
+
+// Migrate applies every set in order. An advisory lock serialises replicas that start at once.
+func Migrate(ctx context.Context, pool *pgxpool.Pool, sets ...Migrations) error {
+	sqlDB := stdlib.OpenDBFromPool(pool)
+	defer sqlDB.Close()
+	for i, set := range sets {
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(lock.DefaultLockID+int64(i)), lock.WithLockTimeout(1, 300))
+		if err != nil {
+			return err
+		}
+		p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, set.FS,
+			goose.WithTableName(set.Table), goose.WithSessionLocker(locker), goose.WithDisableGlobalRegistry(true))
+		if err != nil {
+			return fmt.Errorf("migrations %s: %w", set.Table, err)
+		}
+		if _, err := p.Up(ctx); err != nil {
+			return fmt.Errorf("migrate %s: %w", set.Table, err)
+		}
+	}
+	return nil
+}
+
+// InTx runs fn in a transaction, committing if it returns nil and rolling back otherwise.
+func InTx(ctx context.Context, pool *pgxpool.Pool, fn func(pgx.Tx) error) error {
+	return pgx.BeginFunc(ctx, pool, fn)
+}
+
+// IsUniqueViolation reports whether err is a unique violation, of the named constraint when
+// constraint is not empty.
+func IsUniqueViolation(err error, constraint string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && (constraint == "" || pgErr.ConstraintName == constraint)
+}
+
+// Unavailable wraps a connection-level failure as a 503 so clients retry instead of seeing 500.
+func Unavailable(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errs.Is(err, errs.Unavailable) {
+		return err
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		// A server-side SQL error is a bug of ours, except the ones that mean "not now".
+		switch pgErr.Code[:2] {
+		case "08", "57", "53": // connection exception, operator intervention, insufficient resources
+		default:
+			return err
+		}
+	} else if errors.Is(err, context.Canceled) {
+		return err
+	}
+	e := errs.New(errs.Unavailable, "database_unavailable", "the database is unavailable; retry shortly")
+	e.RetryAfter = 1
+	e.Err = err
+	return e
+}
+
+// Ready is a readiness check that pings the pool.
+func Ready(pool *pgxpool.Pool) func(context.Context) error {
+	return func(ctx context.Context) error { return pool.Ping(ctx) }
+}

@@ -1,0 +1,230 @@
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/segmentio/kafka-go"
+)
+
+var (
+	backlogGauge = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "sbor_outbox_backlog", Help: "Outbox messages not yet published to Kafka.",
+	}, []string{"service"})
+	publishLatency = promauto.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "sbor_outbox_publish_latency_seconds", Help: "Time from a message's commit to its acknowledgement by Kafka.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+	}, []string{"service"})
+	publishedTotal = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "sbor_outbox_published_total", Help: "Outbox messages published to Kafka.",
+	}, []string{"service"})
+	publishErrors = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "sbor_outbox_publish_errors_total", Help: "Failed attempts to publish an outbox batch.",
+	}, []string{"service"})
+)
+
+// Publisher is what the relay needs of a Kafka writer.
+type Publisher interface {
+	WriteMessages(ctx context.Context, msgs ...kafka.Message) error
+}
+
+// Relay publishes a service's outbox to Kafka.
+//
+// One relay at a time holds the outbox's advisory lock, so several replicas never publish the
+// same batch twice or reorder a key's messages; the others stand by and take over when it
+// goes away.
+type Relay struct {
+	Pool      *pgxpool.Pool
+	Publisher Publisher
+	Log       *slog.Logger
+	// Service labels the metrics.
+	Service string
+	// PollInterval bounds how long a message can wait if a notification is missed.
+	PollInterval time.Duration
+	BatchSize    int
+	// Retention is how long published rows are kept for inspection before they are deleted.
+	Retention time.Duration
+}
+
+// lockID is the advisory lock that elects the active relay of one database.
+const lockID int64 = 0x5b0a_0417
+
+// Run publishes until ctx is cancelled.
+func (r *Relay) Run(ctx context.Context) error {
+	if r.PollInterval == 0 {
+		r.PollInterval = time.Second
+	}
+	if r.BatchSize == 0 {
+		r.BatchSize = 500
+	}
+	if r.Retention == 0 {
+		r.Retention = time.Hour
+	}
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := r.listenAndPublish(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		r.Log.Warn("outbox relay interrupted; retrying", "service", r.Service, "err", err, "backoff", backoff)
+		if !sleep(ctx, backoff) {
+			return nil
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+	return nil
+}
+
+func (r *Relay) listenAndPublish(ctx context.Context) error {
+	conn, err := r.Pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "LISTEN sbor_outbox"); err != nil {
+		return err
+	}
+	// A LISTEN connection must not go back to the pool still listening.
+	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), "UNLISTEN *") }()
+
+	lastHousekeeping := time.Time{}
+	for {
+		pending, err := r.drain(ctx)
+		if err != nil {
+			return err
+		}
+		if time.Since(lastHousekeeping) > 5*time.Second {
+			if err := r.housekeeping(ctx); err != nil {
+				return err
+			}
+			lastHousekeeping = time.Now()
+		}
+		// Rows of a transaction that committed while an older one is still running are not
+		// safe to read yet; look again soon instead of waiting for the next notification.
+		wait := r.PollInterval
+		if pending {
+			wait = 20 * time.Millisecond
+		}
+		waitCtx, cancel := context.WithTimeout(ctx, wait)
+		_, err = conn.Conn().WaitForNotification(waitCtx)
+		cancel()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("wait for notification: %w", err)
+		}
+	}
+}
+
+// drain publishes batches until none is left; pending reports unpublished rows it could not
+// read yet (or that another replica owns).
+func (r *Relay) drain(ctx context.Context) (pending bool, err error) {
+	for {
+		n, more, err := r.publishBatch(ctx)
+		if err != nil {
+			publishErrors.WithLabelValues(r.Service).Inc()
+			return false, err
+		}
+		if n == 0 {
+			return more, nil
+		}
+	}
+}
+
+type outboxRow struct {
+	id        int64
+	topic     string
+	key       string
+	payload   []byte
+	headers   []byte
+	createdAt time.Time
+}
+
+func (r *Relay) publishBatch(ctx context.Context) (published int, pending bool, err error) {
+	err = pgx.BeginFunc(ctx, r.Pool, func(tx pgx.Tx) error {
+		var leader bool
+		if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1)", lockID).Scan(&leader); err != nil {
+			return err
+		}
+		if !leader {
+			pending = true
+			return nil
+		}
+		rows, err := tx.Query(ctx, `
+			SELECT id, topic, key, payload, headers::text, created_at FROM outbox
+			WHERE published_at IS NULL AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+			ORDER BY transaction_id, id LIMIT $1`, r.BatchSize)
+		if err != nil {
+			return err
+		}
+		batch, err := pgx.CollectRows(rows, func(cr pgx.CollectableRow) (outboxRow, error) {
+			var x outboxRow
+			var headers string
+			err := cr.Scan(&x.id, &x.topic, &x.key, &x.payload, &headers, &x.createdAt)
+			x.headers = []byte(headers)
+			return x, err
+		})
+		if err != nil {
+			return err
+		}
+		if len(batch) == 0 {
+			return tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL)").Scan(&pending)
+		}
+		msgs := make([]kafka.Message, len(batch))
+		ids := make([]int64, len(batch))
+		for i, x := range batch {
+			ids[i] = x.id
+			msgs[i] = kafka.Message{Topic: x.topic, Key: []byte(x.key), Value: x.payload}
+			var hs map[string]string
+			if err := json.Unmarshal(x.headers, &hs); err == nil {
+				for k, v := range hs {
+					msgs[i].Headers = append(msgs[i].Headers, kafka.Header{Key: k, Value: []byte(v)})
+				}
+			}
+		}
+		if err := r.Publisher.WriteMessages(ctx, msgs...); err != nil {
+			return fmt.Errorf("publish %d messages: %w", len(msgs), err)
+		}
+		if _, err := tx.Exec(ctx, "UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY($1)", ids); err != nil {
+			return err
+		}
+		now := time.Now()
+		for _, x := range batch {
+			publishLatency.WithLabelValues(r.Service).Observe(now.Sub(x.createdAt).Seconds())
+		}
+		publishedTotal.WithLabelValues(r.Service).Add(float64(len(batch)))
+		published = len(batch)
+		return nil
+	})
+	return published, pending, err
+}
+
+func (r *Relay) housekeeping(ctx context.Context) error {
+	var backlog int64
+	if err := r.Pool.QueryRow(ctx, "SELECT count(*) FROM outbox WHERE published_at IS NULL").Scan(&backlog); err != nil {
+		return err
+	}
+	backlogGauge.WithLabelValues(r.Service).Set(float64(backlog))
+	_, err := r.Pool.Exec(ctx, "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)", r.Retention.Seconds())
+	return err
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,118 @@
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"runtime/debug"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/sbor-dev/sbor/internal/platform/errs"
+	"github.com/sbor-dev/sbor/internal/platform/identity"
+)
+
+type requestIDKey struct{}
+type loggerKey struct{}
+
+// validRequestID bounds what a caller may pass as a request id, so ids stay safe to log.
+var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+
+// NewRequestID returns a random 128-bit request id.
+func NewRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// RequestIDFrom returns the request id in ctx.
+func RequestIDFrom(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// LoggerFrom returns the request-scoped logger, or the default one.
+func LoggerFrom(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
+		return l
+	}
+	return slog.Default()
+}
+
+// WithLogger returns ctx carrying l.
+func WithLogger(ctx context.Context, l *slog.Logger) context.Context {
+	return context.WithValue(ctx, loggerKey{}, l)
+}
+
+// RequestContext takes the X-Request-ID the gateway set (or makes one), echoes it, and puts it
+// and a logger carrying it into the request context.
+func RequestContext(log *slog.Logger) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			id := r.Header.Get(identity.HeaderRequestID)
+			if !validRequestID.MatchString(id) {
+				id = NewRequestID()
+				r.Header.Set(identity.HeaderRequestID, id)
+			}
+			w.Header().Set(identity.HeaderRequestID, id)
+			ctx := context.WithValue(r.Context(), requestIDKey{}, id)
+			ctx = WithLogger(ctx, log.With("request_id", id))
+			next.ServeHTTP(w, r.WithContext(ctx))
+		})
+	}
+}
+
+// Recover turns a panic into a logged 500 problem instead of a dropped connection.
+func Recover(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				LoggerFrom(r.Context()).Error("panic", "value", v, "stack", string(debug.Stack()))
+				Error(w, r, errs.New(errs.Internal, "internal", "an internal error occurred"))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// AccessLog logs one line per request with its route template, status and duration.
+func AccessLog(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
+		next.ServeHTTP(ww, r)
+		route := r.URL.Path
+		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+			route = rc.RoutePattern()
+		}
+		status := ww.Status()
+		if status == 0 {
+			status = http.StatusOK
+		}
+		level := slog.LevelDebug
+		if status >= 500 {
+			level = slog.LevelWarn
+		}
+		LoggerFrom(r.Context()).Log(r.Context(), level, "http request",
+			"method", r.Method, "route", route, "status", status,
+			"bytes", ww.BytesWritten(), "duration_ms", float64(time.Since(start).Microseconds())/1000)
+	})
+}
+
+// NewRouter returns a chi router with the standard middleware every service uses: request id
+// and logger, panic recovery, access log, gateway identity, problem+json for 404 and 405.
+func NewRouter(log *slog.Logger) *chi.Mux {
+	r := chi.NewRouter()
+	r.Use(RequestContext(log), Recover, AccessLog, identity.Middleware)
+	r.NotFound(NotFoundHandler)
+	r.MethodNotAllowed(MethodNotAllowedHandler)
+	return r
+}

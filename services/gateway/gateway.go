@@ -1,0 +1,214 @@
+// Package gateway is Sbor's single public entry point. It verifies access tokens (the only
+// place that does), strips every identity header a client sent and sets its own, assigns
+// request ids, and forwards the routes of the public API to the services over reused
+// connections. Internal routes are never forwarded.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/rs/cors"
+
+	"github.com/sbor-dev/sbor/internal/platform/errs"
+	"github.com/sbor-dev/sbor/internal/platform/identity"
+	"github.com/sbor-dev/sbor/internal/platform/web"
+)
+
+// Config configures the gateway.
+type Config struct {
+	// Upstreams maps each service to its base URL; a missing one answers 503.
+	Upstreams map[Upstream]string
+	// CORSOrigins lists the browser origins allowed to call the API ("*" for any).
+	CORSOrigins []string
+	// TrustedProxies are the peers (an ingress controller, a load balancer) whose
+	// X-Forwarded-For is believed when computing the client address.
+	TrustedProxies []netip.Prefix
+	// MaxBodyBytes caps request bodies before they reach a service.
+	MaxBodyBytes int64
+	// UpstreamTimeout bounds how long a service may take to start answering.
+	UpstreamTimeout time.Duration
+	// MaxIdleConnsPerHost keeps that many connections open to each service for reuse.
+	MaxIdleConnsPerHost int
+}
+
+// NewTransport returns the pooled transport used towards the services.
+func NewTransport(cfg Config) *http.Transport {
+	perHost := cfg.MaxIdleConnsPerHost
+	if perHost == 0 {
+		perHost = 256
+	}
+	timeout := cfg.UpstreamTimeout
+	if timeout == 0 {
+		timeout = 30 * time.Second
+	}
+	return &http.Transport{
+		DialContext:           (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          4 * perHost,
+		MaxIdleConnsPerHost:   perHost,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: timeout,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// Router is what extra routes (health, documents) are mounted on.
+type Router = chi.Router
+
+// Handler returns the gateway's HTTP handler.
+func Handler(log *slog.Logger, cfg Config, verifier TokenVerifier, extra func(Router)) (http.Handler, error) {
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	transport := NewTransport(cfg)
+	proxies := map[Upstream]http.Handler{}
+	for _, u := range []Upstream{UpstreamUser, UpstreamEvent, UpstreamTicket, UpstreamNotification} {
+		raw := cfg.Upstreams[u]
+		if raw == "" {
+			proxies[u] = notDeployed(u)
+			continue
+		}
+		target, err := url.Parse(raw)
+		if err != nil || target.Host == "" {
+			return nil, errors.New("gateway: bad URL for the " + string(u) + " service")
+		}
+		proxies[u] = newProxy(u, target, transport, cfg.TrustedProxies)
+	}
+
+	r := chi.NewRouter()
+	r.Use(stripClientHeaders, web.RequestContext(log), web.Recover, web.AccessLog, limitBody(cfg.MaxBodyBytes))
+	if len(cfg.CORSOrigins) > 0 {
+		r.Use(cors.New(cors.Options{
+			AllowedOrigins: cfg.CORSOrigins,
+			AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete},
+			AllowedHeaders: []string{"Authorization", "Content-Type", "Idempotency-Key"},
+			ExposedHeaders: []string{identity.HeaderRequestID, "Location", "Retry-After"},
+			MaxAge:         600,
+		}).Handler)
+	}
+	r.NotFound(web.NotFoundHandler)
+	r.MethodNotAllowed(web.MethodNotAllowedHandler)
+	for _, rt := range Routes {
+		r.With(authenticate(verifier, rt.Auth)).Method(rt.Method, rt.Pattern, proxies[rt.Upstream])
+	}
+	if extra != nil {
+		extra(r)
+	}
+	return r, nil
+}
+
+// stripClientHeaders deletes every header only the gateway may set, before anything reads
+// them: identity headers, the request id, and forwarding headers.
+func stripClientHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		identity.StripHeaders(r.Header)
+		r.Header.Del(identity.HeaderRequestID)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func limitBody(n int64) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.ContentLength > n {
+				web.Error(w, r, errs.Newf(errs.TooLarge, "body_too_large", "the request body exceeds %d bytes", n))
+				return
+			}
+			r.Body = http.MaxBytesReader(w, r.Body, n)
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+func notDeployed(u Upstream) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e := errs.New(errs.Unavailable, "service_unavailable", "the "+string(u)+" service is not available")
+		e.RetryAfter = 5
+		web.Error(w, r, e)
+	})
+}
+
+func newProxy(u Upstream, target *url.URL, transport http.RoundTripper, trusted []netip.Prefix) http.Handler {
+	return &httputil.ReverseProxy{
+		Transport: transport,
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.SetURL(target)
+			pr.Out.Host = target.Host
+			// Rewrite already dropped hop-by-hop and X-Forwarded-* headers; identity headers
+			// were stripped on the way in. Set ours.
+			identity.StripHeaders(pr.Out.Header)
+			pr.Out.Header.Del("Forwarded")
+			if id, ok := identity.From(pr.In.Context()); ok {
+				identity.SetHeaders(pr.Out.Header, id)
+			}
+			pr.Out.Header.Set(identity.HeaderRequestID, web.RequestIDFrom(pr.In.Context()))
+			pr.Out.Header.Set("X-Forwarded-For", ClientIP(pr.In, trusted))
+			pr.Out.Header.Set("X-Forwarded-Host", pr.In.Host)
+			proto := "http"
+			if pr.In.TLS != nil {
+				proto = "https"
+			}
+			pr.Out.Header.Set("X-Forwarded-Proto", proto)
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				web.Error(w, r, err)
+				return
+			}
+			if errors.Is(err, context.Canceled) {
+				return // the client went away
+			}
+			web.LoggerFrom(r.Context()).Warn("upstream failed", "upstream", string(u), "err", err)
+			e := errs.New(errs.Unavailable, "upstream_unavailable", "the "+string(u)+" service did not answer; retry shortly")
+			e.RetryAfter = 1
+			web.Error(w, r, e)
+		},
+	}
+}
+
+// ClientIP returns the caller's address: the peer, or, when the peer is a trusted proxy, the
+// rightmost address in X-Forwarded-For that is not a trusted proxy.
+func ClientIP(r *http.Request, trusted []netip.Prefix) string {
+	peer := peerAddr(r.RemoteAddr)
+	if !isTrusted(peer, trusted) {
+		return peer.String()
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break
+		}
+		if !isTrusted(a, trusted) {
+			return a.String()
+		}
+	}
+	return peer.String()
+}
+
+func peerAddr(remote string) netip.Addr {
+	if ap, err := netip.ParseAddrPort(remote); err == nil {
+		return ap.Addr().Unmap()
+	}
+	a, _ := netip.ParseAddr(remote)
+	return a.Unmap()
+}
+
+func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
