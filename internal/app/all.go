@@ -14,7 +14,6 @@ import (
 // devGatewayAddr is where `sbor all` serves the API when SBOR_HTTP_ADDR is not set.
 const devGatewayAddr = "127.0.0.1:8080"
 
-
 // RunAll runs every service in one process, for development: each service on a free loopback
 // port, wired to the others exactly as in Kubernetes, and the gateway on SBOR_HTTP_ADDR.
 // ready, if not nil, receives the gateway URL once everything listens.

@@ -83,7 +83,9 @@ func Is(err error, kind Kind) bool {
 type Validation struct{ fields []FieldError }
 
 // Add records a field error.
-func (v *Validation) Add(field, message string) { v.fields = append(v.fields, FieldError{field, message}) }
+func (v *Validation) Add(field, message string) {
+	v.fields = append(v.fields, FieldError{field, message})
+}
 
 // Check records a field error when ok is false.
 func (v *Validation) Check(ok bool, field, message string) {
