@@ -33,6 +33,9 @@ type Config struct {
 	MigrateOnStart bool   `env:"SBOR_MIGRATE_ON_START" envDefault:"true"`
 
 	KafkaBrokers string `env:"KAFKA_BROKERS"`
+	// KafkaTopicPrefix is prepended to every topic name, so several platforms (or test runs)
+	// can share one cluster.
+	KafkaTopicPrefix string `env:"SBOR_KAFKA_TOPIC_PREFIX"`
 	// KafkaCreateTopics makes the services create missing topics at start (off when the
 	// operator or Strimzi manages them).
 	KafkaCreateTopics      bool `env:"SBOR_KAFKA_CREATE_TOPICS" envDefault:"true"`

@@ -52,6 +52,9 @@ type Relay struct {
 	BatchSize    int
 	// Retention is how long published rows are kept for inspection before they are deleted.
 	Retention time.Duration
+	// TopicPrefix is prepended to every topic (SBOR_KAFKA_TOPIC_PREFIX), so several platforms
+	// or test runs can share one Kafka cluster.
+	TopicPrefix string
 }
 
 // lockID is the advisory lock that elects the active relay of one database.
@@ -183,7 +186,7 @@ func (r *Relay) publishBatch(ctx context.Context) (published int, pending bool, 
 		ids := make([]int64, len(batch))
 		for i, x := range batch {
 			ids[i] = x.id
-			msgs[i] = kafka.Message{Topic: x.topic, Key: []byte(x.key), Value: x.payload}
+			msgs[i] = kafka.Message{Topic: r.TopicPrefix + x.topic, Key: []byte(x.key), Value: x.payload}
 			var hs map[string]string
 			if err := json.Unmarshal(x.headers, &hs); err == nil {
 				for k, v := range hs {
