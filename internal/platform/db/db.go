@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -92,29 +94,36 @@ func IsUniqueViolation(err error, constraint string) bool {
 	return errors.As(err, &pgErr) && pgErr.Code == "23505" && (constraint == "" || pgErr.ConstraintName == constraint)
 }
 
-// Unavailable wraps a connection-level failure as a 503 so clients retry instead of seeing 500.
+// Unavailable turns a failure to reach the database into a 503 so clients retry instead of
+// seeing a 500. Business errors and SQL errors (our bugs) pass through unchanged.
 func Unavailable(err error) error {
 	if err == nil {
 		return nil
 	}
-	if errs.Is(err, errs.Unavailable) {
-		return err
-	}
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
-		// A server-side SQL error is a bug of ours, except the ones that mean "not now".
-		switch pgErr.Code[:2] {
-		case "08", "57", "53": // connection exception, operator intervention, insufficient resources
-		default:
-			return err
-		}
-	} else if errors.Is(err, context.Canceled) {
+	if _, ok := errs.As(err); ok || !IsConnectionFailure(err) {
 		return err
 	}
 	e := errs.New(errs.Unavailable, "database_unavailable", "the database is unavailable; retry shortly")
 	e.RetryAfter = 1
 	e.Err = err
 	return e
+}
+
+// IsConnectionFailure reports whether err means the database could not be reached or went
+// away, as opposed to refusing a statement.
+func IsConnectionFailure(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code[:2] {
+		case "08", "57", "53": // connection exception, operator intervention (shutdown), insufficient resources
+			return true
+		}
+		return false
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connectErr) || errors.As(err, &netErr) || pgconn.SafeToRetry(err) || pgconn.Timeout(err) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // Ready is a readiness check that pings the pool.
