@@ -5,6 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"golang.org/x/sync/errgroup"
 
@@ -23,6 +27,12 @@ func RunAll(ctx context.Context, log *slog.Logger, c Config, ready func(gatewayU
 		return err
 	}
 	defer stopPostgres()
+
+	stopKafka, err := provideKafka(log, &c)
+	if err != nil {
+		return err
+	}
+	defer stopKafka()
 
 	listeners := map[string]net.Listener{}
 	for _, name := range []string{"user"} {
@@ -108,4 +118,26 @@ func provideDatabases(ctx context.Context, log *slog.Logger, c *Config) (func(),
 			}
 		}
 	}, nil
+}
+
+// provideKafka starts an embedded Kafka-protocol broker (franz-go's kfake) when KAFKA_BROKERS
+// is not set. With SBOR_DEV_KAFKA_DIR its data survives restarts.
+func provideKafka(log *slog.Logger, c *Config) (func(), error) {
+	if c.KafkaBrokers != "" {
+		return func() {}, nil
+	}
+	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.DefaultNumPartitions(c.KafkaPartitions), kfake.AllowAutoTopicCreation()}
+	if c.DevKafkaDir != "" {
+		if err := os.MkdirAll(c.DevKafkaDir, 0o755); err != nil {
+			return nil, err
+		}
+		opts = append(opts, kfake.DataDir(c.DevKafkaDir))
+	}
+	cluster, err := kfake.NewCluster(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("embedded kafka: %w", err)
+	}
+	c.KafkaBrokers = strings.Join(cluster.ListenAddrs(), ",")
+	log.Info("embedded kafka broker is running", "brokers", c.KafkaBrokers)
+	return cluster.Close, nil
 }

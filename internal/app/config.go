@@ -32,7 +32,10 @@ type Config struct {
 	DBMaxConns     int32  `env:"SBOR_DB_MAX_CONNS" envDefault:"0"`
 	MigrateOnStart bool   `env:"SBOR_MIGRATE_ON_START" envDefault:"true"`
 
+	// KafkaBrokers lists the bootstrap brokers; `sbor all` embeds a broker when it is empty.
 	KafkaBrokers string `env:"KAFKA_BROKERS"`
+	// DevKafkaDir keeps the embedded broker's data between runs of `sbor all`.
+	DevKafkaDir string `env:"SBOR_DEV_KAFKA_DIR"`
 	// KafkaTopicPrefix is prepended to every topic name, so several platforms (or test runs)
 	// can share one cluster.
 	KafkaTopicPrefix string `env:"SBOR_KAFKA_TOPIC_PREFIX"`

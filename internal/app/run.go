@@ -40,7 +40,9 @@ func NewLogger(c Config) *slog.Logger {
 // RunTarget runs one long-running target until ctx ends.
 func RunTarget(ctx context.Context, log *slog.Logger, c Config, target string) error {
 	if target == "all" {
-		return RunAll(ctx, log, c, nil)
+		return RunAll(ctx, log, c, func(url string) {
+			fmt.Printf("\nSbor is running. Gateway: %s\n  try:  curl %s/api/events\n  Ctrl-C stops everything.\n\n", url, url)
+		})
 	}
 	run, ok := services[target]
 	if !ok {

@@ -153,6 +153,12 @@ type outboxRow struct {
 }
 
 func (r *Relay) publishBatch(ctx context.Context) (published int, pending bool, err error) {
+	var partialErr error
+	defer func() {
+		if err == nil {
+			err = partialErr
+		}
+	}()
 	err = pgx.BeginFunc(ctx, r.Pool, func(tx pgx.Tx) error {
 		var leader bool
 		if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1)", lockID).Scan(&leader); err != nil {
@@ -194,18 +200,38 @@ func (r *Relay) publishBatch(ctx context.Context) (published int, pending bool, 
 				}
 			}
 		}
-		if err := r.Publisher.WriteMessages(ctx, msgs...); err != nil {
-			return fmt.Errorf("publish %d messages: %w", len(msgs), err)
+		publishErr := r.Publisher.WriteMessages(ctx, msgs...)
+		// kafka-go reports per-message failures (a partition whose leader moved, say): keep
+		// what was acknowledged, so only the failed messages are sent again. One key's
+		// messages share a partition, so they fail or succeed together and stay in order.
+		var writeErrs kafka.WriteErrors
+		if publishErr != nil {
+			if !errors.As(publishErr, &writeErrs) || len(writeErrs) != len(msgs) {
+				return fmt.Errorf("publish %d messages: %w", len(msgs), publishErr)
+			}
+			acked := ids[:0:0]
+			for i, e := range writeErrs {
+				if e == nil {
+					acked = append(acked, ids[i])
+				}
+			}
+			ids = acked
 		}
 		if _, err := tx.Exec(ctx, "UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY($1)", ids); err != nil {
 			return err
 		}
 		now := time.Now()
-		for _, x := range batch {
-			publishLatency.WithLabelValues(r.Service).Observe(now.Sub(x.createdAt).Seconds())
+		for i, x := range batch {
+			if writeErrs == nil || writeErrs[i] == nil {
+				publishLatency.WithLabelValues(r.Service).Observe(now.Sub(x.createdAt).Seconds())
+			}
 		}
-		publishedTotal.WithLabelValues(r.Service).Add(float64(len(batch)))
-		published = len(batch)
+		publishedTotal.WithLabelValues(r.Service).Add(float64(len(ids)))
+		published = len(ids)
+		if publishErr != nil {
+			// Commit what was acknowledged, then report the rest so the relay backs off.
+			partialErr = fmt.Errorf("publish: %d of %d messages failed: %w", len(batch)-len(ids), len(batch), publishErr)
+		}
 		return nil
 	})
 	return published, pending, err
