@@ -77,7 +77,7 @@ func (h handlers) register(w http.ResponseWriter, r *http.Request) {
 		web.Error(w, r, err)
 		return
 	}
-	u, err := h.core.Register(r.Context(), NewUser{Email: req.Email, Name: req.Name, Password: req.Password})
+	u, err := h.core.Register(r.Context(), NewUser(req))
 	if err != nil {
 		web.Error(w, r, err)
 		return
