@@ -43,3 +43,11 @@ lint: ## gofmt check, go vet and staticcheck.
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
 	$$(hack/tools/tool.sh staticcheck) ./...
+
+.PHONY: e2e
+e2e: ## Run only the end-to-end suite (every target its own process; part of make test).
+	go run ./hack/testenv -- go test -count=1 -v ./test/e2e/
+
+.PHONY: demo
+demo: ## Walk the fifteen flows against a running make dev, printing each request and answer.
+	go run ./hack/demo

@@ -35,7 +35,7 @@ func RunAll(ctx context.Context, log *slog.Logger, c Config, ready func(gatewayU
 	defer stopKafka()
 
 	listeners := map[string]net.Listener{}
-	for _, name := range []string{"user"} {
+	for _, name := range []string{"user", "event", "ticket", "notification"} {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return err
@@ -43,6 +43,9 @@ func RunAll(ctx context.Context, log *slog.Logger, c Config, ready func(gatewayU
 		listeners[name] = ln
 	}
 	c.UserURL = "http://" + listeners["user"].Addr().String()
+	c.EventURL = "http://" + listeners["event"].Addr().String()
+	c.TicketURL = "http://" + listeners["ticket"].Addr().String()
+	c.NotificationURL = "http://" + listeners["notification"].Addr().String()
 
 	addr := c.HTTPAddr
 	if addr == "" {
@@ -72,7 +75,10 @@ func RunAll(ctx context.Context, log *slog.Logger, c Config, ready func(gatewayU
 // SBOR_DEV_POSTGRES_DIR. The returned function stops a server it started.
 func provideDatabases(ctx context.Context, log *slog.Logger, c *Config) (func(), error) {
 	targets := map[string]*string{
-		"sbor_user": &c.UserDatabaseURL,
+		"sbor_user":         &c.UserDatabaseURL,
+		"sbor_event":        &c.EventDatabaseURL,
+		"sbor_ticket":       &c.TicketDatabaseURL,
+		"sbor_notification": &c.NotificationDatabaseURL,
 	}
 	missing := false
 	for _, url := range targets {

@@ -17,6 +17,7 @@ type Config struct {
 	// HTTPAddr is the public listener of a single target; in `sbor all` it is the gateway's
 	// (default 127.0.0.1:8080) and the services listen on free loopback ports.
 	HTTPAddr    string `env:"SBOR_HTTP_ADDR"`
+	// MetricsAddr serves Prometheus /metrics; "off" disables it.
 	MetricsAddr string `env:"SBOR_METRICS_ADDR" envDefault:":9090"`
 
 	UserDatabaseURL         string `env:"SBOR_USER_DATABASE_URL"`
@@ -53,6 +54,12 @@ type Config struct {
 	LoginWindow       time.Duration `env:"SBOR_LOGIN_WINDOW" envDefault:"15m"`
 	LoginMaxPerIP     int           `env:"SBOR_LOGIN_MAX_PER_IP" envDefault:"100"`
 	LoginMaxPerAcct   int           `env:"SBOR_LOGIN_MAX_PER_ACCOUNT" envDefault:"10"`
+
+	// ReminderLead is how long before an event's start its reminder goes out.
+	ReminderLead time.Duration `env:"SBOR_REMINDER_LEAD" envDefault:"24h"`
+	// ReminderInterval is the period of the event service's own reminder loop; 0 turns it
+	// off, for when the operator schedules reminders with CronJobs.
+	ReminderInterval time.Duration `env:"SBOR_REMINDER_INTERVAL" envDefault:"1m"`
 
 	UserURL         string `env:"SBOR_USER_URL"`
 	EventURL        string `env:"SBOR_EVENT_URL"`

@@ -18,8 +18,11 @@ type serviceRunner func(ctx context.Context, log *slog.Logger, c Config, ln net.
 
 // services are the long-running targets, in the order `sbor all` starts them.
 var services = map[string]serviceRunner{
-	"user":    runUser,
-	"gateway": runGateway,
+	"user":         runUser,
+	"event":        runEvent,
+	"ticket":       runTicket,
+	"notification": runNotification,
+	"gateway":      runGateway,
 }
 
 // Targets lists the names `sbor <target>` accepts.

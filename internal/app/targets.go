@@ -81,7 +81,7 @@ func runGateway(ctx context.Context, log *slog.Logger, c Config, ln net.Listener
 
 // serveMetrics exposes Prometheus metrics on their own listener, away from the public API.
 func serveMetrics(ctx context.Context, log *slog.Logger, addr string) error {
-	if addr == "" {
+	if addr == "" || addr == "off" {
 		return nil
 	}
 	ln, err := net.Listen("tcp", addr)
@@ -95,12 +95,11 @@ func serveMetrics(ctx context.Context, log *slog.Logger, addr string) error {
 
 // Migrate applies the migrations of every service whose database URL is set.
 func Migrate(ctx context.Context, log *slog.Logger, c Config) error {
-	sets := map[string]struct {
+	sets := c.migrationSets()
+	sets["user"] = struct {
 		url  string
 		sets []db.Migrations
-	}{
-		"user": {c.UserDatabaseURL, user.Migrations()},
-	}
+	}{c.UserDatabaseURL, user.Migrations()}
 	ran := 0
 	for name, s := range sets {
 		if s.url == "" {
