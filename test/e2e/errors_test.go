@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"github.com/sbor-dev/sbor/test/platform"
 	"strings"
 	"sync"
 	"testing"
@@ -10,7 +11,7 @@ import (
 // TestErrorStatuses covers every "must also answer" of DESIGN.md section 3 through the
 // gateway, each with its problem+json.
 func TestErrorStatuses(t *testing.T) {
-	p := StartPlatform(t, Options{Env: map[string]string{"SBOR_LOGIN_MAX_PER_ACCOUNT": "5"}})
+	p := platform.Start(t, platform.Options{Env: map[string]string{"SBOR_LOGIN_MAX_PER_ACCOUNT": "5"}})
 	anon := p.Anonymous()
 	ann := p.SignUp("Ann")
 	org, other := p.Organizer("Olga"), p.Organizer("Oscar")
@@ -49,7 +50,7 @@ func TestErrorStatuses(t *testing.T) {
 
 	// Flow 2: no or invalid token.
 	anon.Must(401, "GET", "/api/users/me", nil)
-	(&Client{p: p, Token: "not.a.jwt"}).Must(401, "GET", "/api/users/me", nil)
+	(&platform.Client{P: p, Token: "not.a.jwt"}).Must(401, "GET", "/api/users/me", nil)
 
 	// Flow 4: only organizers create; fields are validated.
 	start := time.Now().Add(72 * time.Hour).Truncate(time.Second)
@@ -68,7 +69,7 @@ func TestErrorStatuses(t *testing.T) {
 	anon.Must(404, "GET", "/api/events/00000000-0000-0000-0000-000000000000", nil)
 	anon.Must(404, "GET", "/api/events/not-a-uuid", nil)
 	other.Must(404, "GET", "/api/events/"+draft, nil)
-	mine := items(org.Must(200, "GET", "/api/events?organizer=me", nil))
+	mine := platform.Items(org.Must(200, "GET", "/api/events?organizer=me", nil))
 	if len(mine) != 1 || mine[0]["id"] != draft {
 		t.Fatalf("?organizer=me: %v", mine)
 	}
@@ -122,7 +123,7 @@ func TestErrorStatuses(t *testing.T) {
 	other.Must(403, "POST", "/api/events/"+id+"/cancel", nil)
 	org.Must(200, "POST", "/api/events/"+id+"/cancel", nil)
 	org.Must(409, "POST", "/api/events/"+id+"/cancel", nil)
-	Eventually(t, 15*time.Second, "the cancelled ticket", func() bool {
+	platform.Eventually(t, 15*time.Second, "the cancelled ticket", func() bool {
 		r := org.Do("POST", "/api/tickets/"+code+"/checkin", nil)
 		return r.Status == 409
 	})

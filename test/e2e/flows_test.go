@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/sbor-dev/sbor/test/platform"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -31,9 +32,9 @@ func ticketType(kind string, quantity int, salesEnd time.Time) map[string]any {
 }
 
 // notifications returns the user's notifications of one type about one event.
-func notificationsOf(c *Client, typ, eventID string) []map[string]any {
+func notificationsOf(c *platform.Client, typ, eventID string) []map[string]any {
 	var out []map[string]any
-	for _, n := range items(c.Must(200, "GET", "/api/notifications?limit=100", nil)) {
+	for _, n := range platform.Items(c.Must(200, "GET", "/api/notifications?limit=100", nil)) {
 		if n["type"] == typ && n["event_id"] == eventID {
 			out = append(out, n)
 		}
@@ -43,7 +44,7 @@ func notificationsOf(c *Client, typ, eventID string) []map[string]any {
 
 // TestFifteenFlows is the platform's story, flows 1–15 of DESIGN.md, through the gateway.
 func TestFifteenFlows(t *testing.T) {
-	p := StartPlatform(t, Options{})
+	p := platform.Start(t, platform.Options{})
 
 	// 1–3: register, log in, profile, become organizer.
 	ann, bob := p.SignUp("Ann"), p.SignUp("Bob")
@@ -75,7 +76,7 @@ func TestFifteenFlows(t *testing.T) {
 		t.Fatalf("public event: %s", r.Body)
 	}
 	listed := false
-	for _, e := range items(p.Anonymous().Must(200, "GET", "/api/events?limit=100", nil)) {
+	for _, e := range platform.Items(p.Anonymous().Must(200, "GET", "/api/events?limit=100", nil)) {
 		listed = listed || e["id"] == eventID
 	}
 	if !listed {
@@ -93,7 +94,7 @@ func TestFifteenFlows(t *testing.T) {
 	}
 
 	// 8: buy. An Idempotency-Key retry returns the same ticket.
-	buy := func(c *Client, kind string, headers ...string) Response {
+	buy := func(c *platform.Client, kind string, headers ...string) platform.Response {
 		return c.Must(201, "POST", "/api/events/"+eventID+"/tickets", map[string]string{"ticket_type_id": types[kind]}, headers...)
 	}
 	purchasedAt := time.Now()
@@ -104,7 +105,7 @@ func TestFifteenFlows(t *testing.T) {
 	}
 	annVip := buy(ann, "vip")
 	bobStd := buy(bob, "standard")
-	for _, tt := range items(p.Anonymous().Must(200, "GET", "/api/events/"+eventID+"/ticket-types", nil)) {
+	for _, tt := range platform.Items(p.Anonymous().Must(200, "GET", "/api/events/"+eventID+"/ticket-types", nil)) {
 		want := map[string]float64{"standard": 2, "vip": 1, "early_bird": 0}[tt["type"].(string)]
 		if tt["sold"] != want || tt["available"] != 10-want {
 			t.Fatalf("ticket type counts: %v", tt)
@@ -112,13 +113,13 @@ func TestFifteenFlows(t *testing.T) {
 	}
 
 	// 9: the purchase notification.
-	Eventually(t, 10*time.Second, "ticket.purchased notification", func() bool {
+	platform.Eventually(t, 10*time.Second, "ticket.purchased notification", func() bool {
 		return len(notificationsOf(ann, "ticket.purchased", eventID)) == 2
 	})
 	t.Logf("purchase → notification visible: %s", time.Since(purchasedAt))
 
 	// 10: the buyer's tickets and QR code.
-	mine := items(ann.Must(200, "GET", "/api/tickets", nil))
+	mine := platform.Items(ann.Must(200, "GET", "/api/tickets", nil))
 	if len(mine) != 2 {
 		t.Fatalf("ann's tickets: %v", mine)
 	}
@@ -130,7 +131,7 @@ func TestFifteenFlows(t *testing.T) {
 		t.Fatalf("qr is not a PNG: %v", err)
 	}
 	bob.Must(404, "GET", "/api/tickets/"+annStd.JSON["id"].(string)+"/qr", nil)
-	attendees := items(org.Must(200, "GET", "/api/events/"+eventID+"/tickets", nil))
+	attendees := platform.Items(org.Must(200, "GET", "/api/events/"+eventID+"/tickets", nil))
 	if len(attendees) != 3 {
 		t.Fatalf("attendee list: %v", attendees)
 	}
@@ -152,11 +153,11 @@ func TestFifteenFlows(t *testing.T) {
 	if r := org.Must(200, "POST", "/api/events/"+eventID+"/cancel", nil); r.JSON["status"] != "cancelled" {
 		t.Fatalf("cancel: %s", r.Body)
 	}
-	Eventually(t, 15*time.Second, "cancellation notifications", func() bool {
+	platform.Eventually(t, 15*time.Second, "cancellation notifications", func() bool {
 		return len(notificationsOf(ann, "event.cancelled", eventID)) == 1 && len(notificationsOf(bob, "event.cancelled", eventID)) == 1
 	})
-	Eventually(t, 15*time.Second, "tickets cancelled", func() bool {
-		for _, tk := range items(bob.Must(200, "GET", "/api/tickets", nil)) {
+	platform.Eventually(t, 15*time.Second, "tickets cancelled", func() bool {
+		for _, tk := range platform.Items(bob.Must(200, "GET", "/api/tickets", nil)) {
 			if tk["id"] == bobStd.JSON["id"] && tk["status"] == "cancelled" {
 				return true
 			}
@@ -164,7 +165,7 @@ func TestFifteenFlows(t *testing.T) {
 		return false
 	})
 	statuses := map[string]string{}
-	for _, tk := range items(ann.Must(200, "GET", "/api/tickets", nil)) {
+	for _, tk := range platform.Items(ann.Must(200, "GET", "/api/tickets", nil)) {
 		statuses[tk["id"].(string)] = tk["status"].(string)
 	}
 	if statuses[annVip.JSON["id"].(string)] != "cancelled" {
@@ -187,7 +188,7 @@ func TestFifteenFlows(t *testing.T) {
 	org.Must(200, "POST", "/api/events/"+id2+"/publish", nil)
 	tt2 := org.Must(201, "POST", "/api/events/"+id2+"/ticket-types", ticketType("standard", 5, soon))
 	bob.Must(201, "POST", "/api/events/"+id2+"/tickets", map[string]string{"ticket_type_id": tt2.JSON["id"].(string)})
-	Eventually(t, 20*time.Second, "reminder notification", func() bool {
+	platform.Eventually(t, 20*time.Second, "reminder notification", func() bool {
 		return len(notificationsOf(bob, "event.reminder", id2)) == 1
 	})
 }
@@ -195,7 +196,7 @@ func TestFifteenFlows(t *testing.T) {
 // TestPurchaseToNotificationDelay measures how long a purchase takes to become a visible
 // notification, the figure issue 4 asks for, and writes it to .bench/e2e-notify.json.
 func TestPurchaseToNotificationDelay(t *testing.T) {
-	p := StartPlatform(t, Options{})
+	p := platform.Start(t, platform.Options{})
 	org := p.Organizer("Delay")
 	start := time.Now().Add(48 * time.Hour)
 	id := org.Must(201, "POST", "/api/events", newEvent("Delay Test", start)).JSON["id"].(string)
@@ -228,7 +229,7 @@ func TestPurchaseToNotificationDelay(t *testing.T) {
 	t.Logf("purchase → notification: median %s, p99 %s, max %s (%d buyers)", median, p99, delays[buyers-1], buyers)
 	report := map[string]any{"buyers": buyers, "median_ms": median.Milliseconds(), "p99_ms": p99.Milliseconds(), "max_ms": delays[buyers-1].Milliseconds()}
 	b, _ := json.MarshalIndent(report, "", "  ")
-	dir := filepath.Join(repoRoot(), ".bench")
+	dir := filepath.Join(platform.RepoRoot(), ".bench")
 	_ = os.MkdirAll(dir, 0o755)
 	_ = os.WriteFile(filepath.Join(dir, "e2e-notify.json"), b, 0o644)
 }

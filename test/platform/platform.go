@@ -1,8 +1,8 @@
-// Package e2e drives the whole platform the way a user does: the sbor binary built once,
-// every target started as its own process (gateway, user, event, ticket, notification), real
-// PostgreSQL (a database per service) and real Apache Kafka, and nothing but HTTP through
-// the gateway.
-package e2e
+// Package platform starts the whole of Sbor the way a user runs it, for the end-to-end,
+// chaos and security suites: the sbor binary built once, every target as its own process
+// (gateway, user, event, ticket, notification), real PostgreSQL (a database per service) and
+// real Apache Kafka; clients speak nothing but HTTP through the gateway.
+package platform
 
 import (
 	"bufio"
@@ -24,12 +24,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sbor-dev/sbor/internal/testkit"
 	"github.com/sbor-dev/sbor/internal/testkit/kafkatest"
 	"github.com/sbor-dev/sbor/internal/testkit/pgtest"
 )
-
-func TestMain(m *testing.M) { testkit.Main(m) }
 
 var (
 	buildOnce sync.Once
@@ -37,8 +34,8 @@ var (
 	buildErr  error
 )
 
-// sborBinary builds cmd/sbor once per test process.
-func sborBinary(t *testing.T) string {
+// Binary builds cmd/sbor once per test process.
+func Binary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "sbor-e2e-bin-")
@@ -48,7 +45,7 @@ func sborBinary(t *testing.T) string {
 		}
 		binary = filepath.Join(dir, "sbor")
 		cmd := exec.Command("go", "build", "-o", binary, "./cmd/sbor")
-		cmd.Dir = repoRoot()
+		cmd.Dir = RepoRoot()
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
@@ -60,7 +57,7 @@ func sborBinary(t *testing.T) string {
 	return binary
 }
 
-func repoRoot() string {
+func RepoRoot() string {
 	dir, _ := os.Getwd()
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
@@ -74,7 +71,7 @@ func repoRoot() string {
 	}
 }
 
-func freeAddr(t *testing.T) string {
+func FreeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -126,17 +123,17 @@ type Options struct {
 	Env map[string]string
 }
 
-func randomHex(n int) string {
+func RandomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
 }
 
-// StartPlatform starts every target as its own process and waits until the gateway and all
+// Start starts every target as its own process and waits until the gateway and all
 // services are ready.
-func StartPlatform(t *testing.T, opts Options) *Platform {
+func Start(t *testing.T, opts Options) *Platform {
 	t.Helper()
-	bin := sborBinary(t)
+	bin := Binary(t)
 	keyFile := filepath.Join(t.TempDir(), "jwt.pem")
 	out, err := exec.Command(bin, "keygen").Output()
 	if err != nil {
@@ -148,14 +145,14 @@ func StartPlatform(t *testing.T, opts Options) *Platform {
 	brokers := kafkatest.Brokers(t)
 	addrs := map[string]string{}
 	for _, name := range []string{"gateway", "user", "event", "ticket", "notification"} {
-		addrs[name] = freeAddr(t)
+		addrs[name] = FreeAddr(t)
 	}
 	url := func(name string) string { return "http://" + addrs[name] }
 	common := map[string]string{
 		"SBOR_LOG_FORMAT":                "json",
 		"SBOR_LOG_LEVEL":                 "info",
 		"KAFKA_BROKERS":                  strings.Join(brokers, ","),
-		"SBOR_KAFKA_TOPIC_PREFIX":        "e2e" + randomHex(4) + ".",
+		"SBOR_KAFKA_TOPIC_PREFIX":        "e2e" + RandomHex(4) + ".",
 		"SBOR_JWT_PRIVATE_KEY_FILE":      keyFile,
 		"SBOR_USER_URL":                  url("user"),
 		"SBOR_EVENT_URL":                 url("event"),
@@ -189,7 +186,7 @@ func (p *Platform) start(name, addr string) {
 	for k, v := range p.Env {
 		env = append(env, k+"="+v)
 	}
-	env = append(env, "SBOR_HTTP_ADDR="+addr, "SBOR_METRICS_ADDR="+freeAddr(p.t))
+	env = append(env, "SBOR_HTTP_ADDR="+addr, "SBOR_METRICS_ADDR="+FreeAddr(p.t))
 	proc := &process{name: name, addr: addr, log: &lockedBuffer{}, env: env, t: p.t}
 	p.procs[name] = proc
 	proc.run()
@@ -197,7 +194,7 @@ func (p *Platform) start(name, addr string) {
 
 func (proc *process) run() {
 	proc.t.Helper()
-	cmd := exec.Command(sborBinary(proc.t), proc.name)
+	cmd := exec.Command(Binary(proc.t), proc.name)
 	cmd.Env = proc.env
 	cmd.Stdout = proc.log
 	cmd.Stderr = proc.log
@@ -308,7 +305,7 @@ type Response struct {
 
 // Client talks to the gateway as one user.
 type Client struct {
-	p      *Platform
+	P      *Platform
 	Token  string
 	UserID string
 	Email  string
@@ -318,7 +315,7 @@ var httpClient = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transp
 
 // Do sends a request through the gateway.
 func (c *Client) Do(method, path string, body any, headers ...string) Response {
-	c.p.t.Helper()
+	c.P.t.Helper()
 	var rd io.Reader
 	if body != nil {
 		if raw, ok := body.([]byte); ok {
@@ -330,7 +327,7 @@ func (c *Client) Do(method, path string, body any, headers ...string) Response {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, method, c.p.Gateway+path, rd)
+	req, _ := http.NewRequestWithContext(ctx, method, c.P.Gateway+path, rd)
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -343,7 +340,7 @@ func (c *Client) Do(method, path string, body any, headers ...string) Response {
 	start := time.Now()
 	resp, err := httpClient.Do(req)
 	if err != nil {
-		c.p.t.Fatalf("%s %s: %v", method, path, err)
+		c.P.t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
@@ -352,32 +349,32 @@ func (c *Client) Do(method, path string, body any, headers ...string) Response {
 		_ = json.Unmarshal(raw, &r.JSON)
 	}
 	if resp.StatusCode >= 400 && resp.Header.Get("Content-Type") != "application/problem+json" {
-		c.p.t.Errorf("%s %s: %d without problem+json (%q)", method, path, resp.StatusCode, resp.Header.Get("Content-Type"))
+		c.P.t.Errorf("%s %s: %d without problem+json (%q)", method, path, resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 	if resp.StatusCode >= 500 && resp.StatusCode != 503 {
-		c.p.t.Errorf("%s %s: server error %d: %s", method, path, resp.StatusCode, raw)
+		c.P.t.Errorf("%s %s: server error %d: %s", method, path, resp.StatusCode, raw)
 	}
 	return r
 }
 
 // Must sends a request and fails the test unless the status is want.
 func (c *Client) Must(want int, method, path string, body any, headers ...string) Response {
-	c.p.t.Helper()
+	c.P.t.Helper()
 	r := c.Do(method, path, body, headers...)
 	if r.Status != want {
-		c.p.t.Fatalf("%s %s: status %d, want %d: %s", method, path, r.Status, want, r.Body)
+		c.P.t.Fatalf("%s %s: status %d, want %d: %s", method, path, r.Status, want, r.Body)
 	}
 	return r
 }
 
 // Anonymous returns a client without a token.
-func (p *Platform) Anonymous() *Client { return &Client{p: p} }
+func (p *Platform) Anonymous() *Client { return &Client{P: p} }
 
 // SignUp registers a user and logs in.
 func (p *Platform) SignUp(name string) *Client {
 	p.t.Helper()
-	email := strings.ToLower(name) + "-" + randomHex(3) + "@example.com"
-	c := &Client{p: p, Email: email}
+	email := strings.ToLower(name) + "-" + RandomHex(3) + "@example.com"
+	c := &Client{P: p, Email: email}
 	u := c.Must(201, "POST", "/api/auth/register", map[string]string{"email": email, "name": name, "password": "correct-horse-9"})
 	c.UserID = u.JSON["id"].(string)
 	tok := c.Must(200, "POST", "/api/auth/login", map[string]string{"email": email, "password": "correct-horse-9"})
@@ -407,7 +404,7 @@ func Eventually(t *testing.T, timeout time.Duration, what string, cond func() bo
 	t.Fatalf("timed out after %s waiting for %s", timeout, what)
 }
 
-func items(r Response) []map[string]any {
+func Items(r Response) []map[string]any {
 	raw, _ := r.JSON["items"].([]any)
 	out := make([]map[string]any, 0, len(raw))
 	for _, it := range raw {
