@@ -16,7 +16,7 @@ type Config struct {
 	LogFormat string `env:"SBOR_LOG_FORMAT" envDefault:"json"`
 	// HTTPAddr is the public listener of a single target; in `sbor all` it is the gateway's
 	// (default 127.0.0.1:8080) and the services listen on free loopback ports.
-	HTTPAddr    string `env:"SBOR_HTTP_ADDR"`
+	HTTPAddr string `env:"SBOR_HTTP_ADDR"`
 	// MetricsAddr serves Prometheus /metrics; "off" disables it.
 	MetricsAddr string `env:"SBOR_METRICS_ADDR" envDefault:":9090"`
 
