@@ -44,6 +44,22 @@ lint: ## gofmt check, go vet and staticcheck.
 	go vet ./...
 	$$(hack/tools/tool.sh staticcheck) ./...
 
+.PHONY: chart-test
+chart-test: ## Lint, render and server-side-validate the Helm chart; check its security properties.
+	hack/chart-test.sh
+
+.PHONY: docker-build
+docker-build: ## Build the container image (needs a Docker engine).
+	docker build --build-arg VERSION=$(VERSION) -t $(IMG) .
+
+.PHONY: kind-up
+kind-up: ## Create a kind cluster with the operators and the chart installed (needs Docker).
+	hack/kind-up.sh
+
+.PHONY: kind-down
+kind-down: ## Delete the kind cluster.
+	hack/kind-down.sh
+
 .PHONY: e2e
 e2e: ## Run only the end-to-end suite (every target its own process; part of make test).
 	go run ./hack/testenv -- go test -count=1 -v ./test/e2e/

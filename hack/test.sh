@@ -10,6 +10,14 @@ unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then echo "gofmt needed:"; echo "$unformatted"; exit 1; fi
 go vet ./...
 
+echo "==> tools: envtest control plane and helm (built once per version into the user's cache)"
+KUBEBUILDER_ASSETS=$(hack/envtest/assets.sh)
+SBOR_HELM=$(hack/tools/tool.sh helm)
+export KUBEBUILDER_ASSETS SBOR_HELM
+
+echo "==> chart: lint and template every value set"
+CHART_TEST_GO=0 hack/chart-test.sh
+
 echo "==> go test (shared PostgreSQL and Apache Kafka)"
 # -p 2: two packages at a time on two cores; each package's tests run in parallel inside.
 go run ./hack/testenv -- go test ${GO_TEST_FLAGS:--count=1 -timeout 30m} -p 2 ./...
