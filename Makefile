@@ -44,6 +44,31 @@ lint: ## gofmt check, go vet and staticcheck.
 	go vet ./...
 	$$(hack/tools/tool.sh staticcheck) ./...
 
+##@ Operator (kubebuilder layout: operator/api/v1alpha1, operator/internal/controller, config/)
+
+.PHONY: manifests
+manifests: ## Generate the CRD and RBAC into config/ with controller-gen, and the chart's copies.
+	hack/manifests.sh manifests
+	hack/sync-chart-crds.sh
+
+.PHONY: generate
+generate: ## Generate the API types' DeepCopy methods.
+	hack/manifests.sh generate
+
+.PHONY: run
+run: ## Run the operator against the current kubeconfig (needs KAFKA_BROKERS, SBOR_EVENT_URL, SBOR_OPERATOR_REMINDER_IMAGE).
+	SBOR_OPERATOR_LEADER_ELECTION=false go run ./cmd/sbor operator
+
+.PHONY: install
+install: ## Install the CRD into the current cluster.
+	kubectl apply --server-side -k config/crd
+
+.PHONY: deploy
+deploy: ## Deploy the operator into the current cluster (config/default).
+	kubectl apply --server-side -k config/default
+
+##@ Kubernetes
+
 .PHONY: chart-test
 chart-test: ## Lint, render and server-side-validate the Helm chart; check its security properties.
 	hack/chart-test.sh

@@ -2,6 +2,8 @@
 //
 //	sbor gateway|user|event|ticket|notification   one service (one per Deployment)
 //	sbor all                                       every service in one process (development)
+//	sbor operator                                  the Kubernetes operator (event lifecycles, reminders, topics)
+//	sbor remind --event ID                         ask the event service to send an event's reminder (CronJob)
 //	sbor migrate                                   apply the migrations of every configured database
 //	sbor keygen                                    print a new Ed25519 token signing key (PEM)
 //
@@ -58,7 +60,7 @@ func run(ctx context.Context, args []string) error {
 		fmt.Println(usage())
 		return nil
 	}
-	if len(rest) > 0 {
+	if len(rest) > 0 && target != "remind" {
 		return fmt.Errorf("%s takes no arguments, got %q", target, rest)
 	}
 	cfg, err := app.LoadConfig()
@@ -70,6 +72,8 @@ func run(ctx context.Context, args []string) error {
 	switch target {
 	case "migrate":
 		return app.Migrate(ctx, log, cfg)
+	case "remind":
+		return app.Remind(ctx, log, cfg, rest)
 	default:
 		err := app.RunTarget(ctx, log, cfg, target)
 		if errors.Is(err, context.Canceled) {

@@ -55,6 +55,9 @@ if is_complete; then
   exit 0
 fi
 
+# Leftovers of builds that were killed (no other build of this version runs while we hold the lock).
+rm -rf "$cache_root/.envtest-$k8s_version".{tmp,old}.*
+
 tmp=$(mktemp -d "$cache_root/.envtest-$k8s_version.tmp.XXXXXX")
 old=""
 cleanup() { rm -rf "$tmp" ${old:+"$old"}; }

@@ -52,6 +52,9 @@ if is_current; then
   exit 0
 fi
 
+# Leftovers of builds that were killed (no other build of this version runs while we hold the lock).
+rm -rf "$cache_root/.$name-$version".{tmp,old}.*
+
 tmp=$(mktemp -d "$cache_root/.$name-$version.tmp.XXXXXX")
 old=""
 cleanup() { rm -rf "$tmp" ${old:+"$old"}; }

@@ -70,6 +70,8 @@ type Config struct {
 	CORSOrigins    []string `env:"SBOR_CORS_ALLOWED_ORIGINS" envSeparator:","`
 	TrustedProxies []string `env:"SBOR_TRUSTED_PROXIES" envSeparator:","`
 	MaxBodyBytes   int64    `env:"SBOR_MAX_BODY_BYTES" envDefault:"1048576"`
+
+	Operator OperatorConfig
 }
 
 // LoadConfig reads the environment.

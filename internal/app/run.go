@@ -27,7 +27,7 @@ var services = map[string]serviceRunner{
 
 // Targets lists the names `sbor <target>` accepts.
 func Targets() []string {
-	names := []string{"all", "migrate", "keygen"}
+	names := []string{"all", "migrate", "keygen", "operator", "remind"}
 	for name := range services {
 		names = append(names, name)
 	}
@@ -42,6 +42,9 @@ func NewLogger(c Config) *slog.Logger {
 
 // RunTarget runs one long-running target until ctx ends.
 func RunTarget(ctx context.Context, log *slog.Logger, c Config, target string) error {
+	if target == "operator" {
+		return runOperator(ctx, log, c)
+	}
 	if target == "all" {
 		return RunAll(ctx, log, c, func(url string) {
 			fmt.Printf("\nSbor is running. Gateway: %s\n  try:  curl %s/api/events\n  Ctrl-C stops everything.\n\n", url, url)
