@@ -60,6 +60,7 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config, ln net.Listener) err
 		return err
 	}
 	defer pool.Close()
+	defer db.RegisterPoolMetrics("event", pool)()
 	if cfg.Migrate {
 		if err := db.Migrate(ctx, pool, Migrations()...); err != nil {
 			return err
@@ -67,7 +68,7 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config, ln net.Listener) err
 	}
 	core := NewCore(NewStore(pool))
 
-	r := web.NewRouter(log)
+	r := web.NewRouter(log, web.Service("event"))
 	web.MountHealth(r, map[string]web.ReadinessCheck{"database": db.Ready(pool)})
 	Routes(r, core)
 

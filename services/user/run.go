@@ -47,6 +47,7 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config, ln net.Listener) err
 		return err
 	}
 	defer pool.Close()
+	defer db.RegisterPoolMetrics("user", pool)()
 	if cfg.Migrate {
 		if err := db.Migrate(ctx, pool, Migrations()...); err != nil {
 			return err
@@ -64,7 +65,7 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config, ln net.Listener) err
 }
 
 func serve(ctx context.Context, log *slog.Logger, pool *pgxpool.Pool, core *Core, cfg Config, ln net.Listener) error {
-	r := web.NewRouter(log)
+	r := web.NewRouter(log, web.Service("user"))
 	web.MountHealth(r, map[string]web.ReadinessCheck{"database": db.Ready(pool)})
 	Routes(r, core)
 	g, ctx := errgroup.WithContext(ctx)

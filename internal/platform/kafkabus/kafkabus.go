@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/segmentio/kafka-go"
 )
 
@@ -75,6 +77,16 @@ func Ping(ctx context.Context, brokers []string) error {
 	}
 	return errors.New("no Kafka broker answers")
 }
+
+// Consumer metrics, per group and topic.
+var (
+	consumed = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "sbor_kafka_messages_handled_total", Help: "Kafka messages handled, by outcome (ok, skipped, error: a failed attempt that is retried).",
+	}, []string{"group", "topic", "outcome"})
+	consumerLag = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "sbor_kafka_consumer_lag", Help: "Messages behind the end of the partition after the last handled one.",
+	}, []string{"group", "topic", "partition"})
+)
 
 // ErrPermanent marks a handler failure that retrying cannot fix (bad JSON, unknown type): the
 // message is logged with its offset, handed to the dead-letter hook and skipped.
@@ -139,6 +151,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if !c.handle(ctx, msg) {
 			return nil
 		}
+		consumerLag.WithLabelValues(c.Group, msg.Topic, strconv.Itoa(msg.Partition)).Set(float64(max(0, msg.HighWaterMark-msg.Offset-1)))
 		for {
 			if err := r.CommitMessages(ctx, msg); err == nil || ctx.Err() != nil {
 				break
@@ -158,6 +171,7 @@ func (c *Consumer) handle(ctx context.Context, msg kafka.Message) bool {
 	for attempt := 1; ; attempt++ {
 		err := c.Handler(ctx, msg)
 		if err == nil {
+			consumed.WithLabelValues(c.Group, msg.Topic, "ok").Inc()
 			return true
 		}
 		if ctx.Err() != nil {
@@ -175,8 +189,10 @@ func (c *Consumer) handle(ctx context.Context, msg kafka.Message) bool {
 					continue
 				}
 			}
+			consumed.WithLabelValues(c.Group, msg.Topic, "skipped").Inc()
 			return true
 		}
+		consumed.WithLabelValues(c.Group, msg.Topic, "error").Inc()
 		c.Log.Warn("message handling failed; retrying", append(where, "attempt", attempt, "err", err)...)
 		if !sleep(ctx, backoff) {
 			return false

@@ -107,11 +107,24 @@ func AccessLog(next http.Handler) http.Handler {
 	})
 }
 
+// RouterOption configures NewRouter.
+type RouterOption func(*routerOptions)
+
+type routerOptions struct{ service string }
+
+// Service names the service in the router's metrics.
+func Service(name string) RouterOption { return func(o *routerOptions) { o.service = name } }
+
 // NewRouter returns a chi router with the standard middleware every service uses: request id
-// and logger, panic recovery, access log, gateway identity, problem+json for 404 and 405.
-func NewRouter(log *slog.Logger) *chi.Mux {
+// and logger, HTTP metrics, panic recovery, access log, gateway identity, problem+json for 404
+// and 405.
+func NewRouter(log *slog.Logger, opts ...RouterOption) *chi.Mux {
+	o := routerOptions{service: "sbor"}
+	for _, opt := range opts {
+		opt(&o)
+	}
 	r := chi.NewRouter()
-	r.Use(RequestContext(log), Recover, AccessLog, identity.Middleware)
+	r.Use(RequestContext(log), Instrument(o.service), Recover, AccessLog, identity.Middleware)
 	r.NotFound(NotFoundHandler)
 	r.MethodNotAllowed(MethodNotAllowedHandler)
 	return r
