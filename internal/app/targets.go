@@ -72,6 +72,7 @@ func runGateway(ctx context.Context, log *slog.Logger, c Config, ln net.Listener
 	}
 	h, err := gateway.Handler(log, cfg, verifier, func(r gateway.Router) {
 		web.MountHealth(r, nil)
+		gateway.MountDocs(r)
 	})
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -85,7 +87,7 @@ func Handler(log *slog.Logger, cfg Config, verifier TokenVerifier, extra func(Ro
 	}
 
 	r := chi.NewRouter()
-	r.Use(stripClientHeaders, web.RequestContext(log), web.Recover, web.AccessLog, limitBody(cfg.MaxBodyBytes))
+	r.Use(stripClientHeaders, web.RequestContext(log), web.Instrument("gateway"), web.Recover, web.AccessLog, limitBody(cfg.MaxBodyBytes))
 	if len(cfg.CORSOrigins) > 0 {
 		r.Use(cors.New(cors.Options{
 			AllowedOrigins: cfg.CORSOrigins,
@@ -123,10 +125,72 @@ func limitBody(n int64) func(http.Handler) http.Handler {
 				web.Error(w, r, errs.Newf(errs.TooLarge, "body_too_large", "the request body exceeds %d bytes", n))
 				return
 			}
-			r.Body = http.MaxBytesReader(w, r.Body, n)
-			next.ServeHTTP(w, r)
+			body := &clientBody{ReadCloser: http.MaxBytesReader(w, r.Body, n)}
+			r.Body = body
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clientBodyKey{}, body)))
 		})
 	}
+}
+
+// clientBody remembers why reading the client's request body failed, so that a proxy error
+// caused by the client (too slow for the server's read timeout, gone, over the size limit)
+// is not reported as a failure of the service behind.
+type clientBody struct {
+	io.ReadCloser
+	mu  sync.Mutex
+	err error
+}
+
+type clientBodyKey struct{}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		b.mu.Lock()
+		if b.err == nil { // the first failure is the cause; later reads only see its aftermath
+			b.err = err
+		}
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+// failure returns the error reading the client's body ended with, if any.
+func (b *clientBody) failure() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.err
+}
+
+// clientFailed answers a request whose own body could not be read: 408 when the client was
+// too slow, 400 otherwise (if the client is gone, nobody reads it). It reports whether the
+// request was such a one.
+func clientFailed(w http.ResponseWriter, r *http.Request) bool {
+	body, ok := r.Context().Value(clientBodyKey{}).(*clientBody)
+	if !ok {
+		return false
+	}
+	err := body.failure()
+	if err == nil {
+		return false
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		web.Error(w, r, err)
+		return true
+	}
+	status, code, detail := http.StatusBadRequest, "unreadable_body", "the request body could not be read"
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		status, code, detail = http.StatusRequestTimeout, "request_timeout", "the request body was not received in time"
+	}
+	web.LoggerFrom(r.Context()).Info("client body failed", "err", err)
+	w.Header().Set("Connection", "close")
+	web.WriteProblem(w, web.Problem{
+		Type: web.ProblemTypeBase + code, Title: http.StatusText(status), Status: status, Detail: detail,
+		Instance: r.URL.Path, Code: code, RequestID: web.RequestIDFrom(r.Context()),
+	})
+	return true
 }
 
 func notDeployed(u Upstream) http.Handler {
@@ -159,10 +223,19 @@ func newProxy(u Upstream, target *url.URL, transport http.RoundTripper, trusted 
 			}
 			pr.Out.Header.Set("X-Forwarded-Proto", proto)
 		},
+		// The gateway already set the request id on the answer; drop the service's copy so
+		// the client sees one.
+		ModifyResponse: func(resp *http.Response) error {
+			resp.Header.Del(identity.HeaderRequestID)
+			return nil
+		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			var mbe *http.MaxBytesError
 			if errors.As(err, &mbe) {
 				web.Error(w, r, err)
+				return
+			}
+			if clientFailed(w, r) {
 				return
 			}
 			if errors.Is(err, context.Canceled) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"github.com/sbor-dev/sbor/internal/platform/errs"
 	"github.com/sbor-dev/sbor/internal/platform/identity"
 	"github.com/sbor-dev/sbor/internal/platform/web"
 )
@@ -120,6 +121,14 @@ func (h handlers) logout(w http.ResponseWriter, r *http.Request) {
 	var req refreshRequest
 	if err := web.Decode(r, &req); err != nil {
 		web.Error(w, r, err)
+		return
+	}
+	// A body without a refresh token, or with something that cannot be one, is a client
+	// mistake; a well-formed but unknown token is not (the outcome is the same).
+	if _, ok := hashRefreshToken(req.RefreshToken); !ok {
+		var v errs.Validation
+		v.Add("refresh_token", "must be a refresh token this service issued")
+		web.Error(w, r, v.Err())
 		return
 	}
 	if err := h.core.Logout(r.Context(), req.RefreshToken); err != nil {

@@ -12,7 +12,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -68,7 +70,7 @@ func tooMany(retryAfter time.Duration) error {
 // client address and per account, so a burst cannot slip past the limit.
 func (c *Core) Login(ctx context.Context, email, password, clientIP string) (User, TokenPair, error) {
 	email = NormalizeEmail(email)
-	if email == "" || password == "" || len(email) > MaxEmailLen || len(password) > MaxPasswordLen {
+	if !plausibleCredentials(email, password) {
 		return User{}, TokenPair{}, errBadCredentials
 	}
 	if clientIP != "" && c.limits.PerIP > 0 {
@@ -108,6 +110,15 @@ func (c *Core) Login(ctx context.Context, email, password, clientIP string) (Use
 	}
 	pair, err := c.issue(ctx, u, uuid.New())
 	return u, pair, err
+}
+
+// plausibleCredentials reports whether a (normalised) email and a password could belong to
+// an account at all. Login answers anything else at once, before the attempt counters: in
+// particular an email PostgreSQL cannot even store as text (a NUL, invalid UTF-8), which
+// would otherwise turn into a 500.
+func plausibleCredentials(email, password string) bool {
+	return email != "" && password != "" && len(email) <= MaxEmailLen && len(password) <= MaxPasswordLen &&
+		!strings.ContainsRune(email, 0) && utf8.ValidString(email)
 }
 
 var errBadRefresh = errs.New(errs.Unauthenticated, "invalid_refresh_token", "the refresh token is invalid, expired or already used")

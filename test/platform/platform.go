@@ -24,6 +24,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sbor-dev/sbor/internal/pgserver"
+	"github.com/sbor-dev/sbor/internal/testkit/kafkaserver"
 	"github.com/sbor-dev/sbor/internal/testkit/kafkatest"
 	"github.com/sbor-dev/sbor/internal/testkit/pgtest"
 )
@@ -84,11 +86,13 @@ func FreeAddr(t *testing.T) string {
 // process is one running target.
 type process struct {
 	name string
-	cmd  *exec.Cmd
-	addr string
-	log  *lockedBuffer
-	env  []string
-	t    *testing.T
+	// target is what `sbor <target>` runs; it differs from name for a second instance.
+	target string
+	cmd    *exec.Cmd
+	addr   string
+	log    *lockedBuffer
+	env    []string
+	t      *testing.T
 }
 
 type lockedBuffer struct {
@@ -112,15 +116,29 @@ func (b *lockedBuffer) String() string {
 type Platform struct {
 	t       *testing.T
 	Gateway string
+	mu      sync.Mutex
 	procs   map[string]*process
-	// Logs gathers every process's output, for the secret-leak check.
+	// Env is the environment every process gets (database URLs, brokers, topic prefix).
 	Env map[string]string
+	// Postgres is the platform's own PostgreSQL server with Options.OwnPostgres, else nil.
+	Postgres *pgserver.Server
+	// Kafka is the platform's own Apache Kafka broker with Options.OwnKafka, else nil.
+	Kafka *kafkaserver.Server
 }
 
 // Options tune a platform for a test.
 type Options struct {
 	// Env adds or overrides variables for every process.
 	Env map[string]string
+	// OwnPostgres gives the platform a PostgreSQL server of its own (Platform.Postgres), so
+	// a test can stop and restart it without touching other tests. It is durable (fsync
+	// off, but no acknowledged commit is lost when PostgreSQL itself stops or crashes)
+	// unless FastPostgres is set.
+	OwnPostgres  bool
+	FastPostgres bool
+	// OwnKafka gives the platform an Apache Kafka broker of its own (Platform.Kafka), so a
+	// test can stop and restart it.
+	OwnKafka bool
 }
 
 func RandomHex(n int) string {
@@ -142,7 +160,29 @@ func Start(t *testing.T, opts Options) *Platform {
 	if err := os.WriteFile(keyFile, out, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	brokers := kafkatest.Brokers(t)
+	var ownPG *pgserver.Server
+	if opts.OwnPostgres {
+		ownPG = startPostgres(t, !opts.FastPostgres)
+	}
+	var ownKafka *kafkaserver.Server
+	var brokers []string
+	if opts.OwnKafka {
+		ownKafka = startKafka(t)
+		brokers = []string{ownKafka.Brokers()}
+	} else {
+		brokers = kafkatest.Brokers(t)
+	}
+	databaseURL := func(service string) string {
+		if ownPG == nil {
+			return pgtest.NewDatabase(t)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := ownPG.CreateDatabase(ctx, service); err != nil {
+			t.Fatal(err)
+		}
+		return ownPG.URL(service)
+	}
 	addrs := map[string]string{}
 	for _, name := range []string{"gateway", "user", "event", "ticket", "notification"} {
 		addrs[name] = FreeAddr(t)
@@ -158,17 +198,17 @@ func Start(t *testing.T, opts Options) *Platform {
 		"SBOR_EVENT_URL":                 url("event"),
 		"SBOR_TICKET_URL":                url("ticket"),
 		"SBOR_NOTIFICATION_URL":          url("notification"),
-		"SBOR_USER_DATABASE_URL":         pgtest.NewDatabase(t),
-		"SBOR_EVENT_DATABASE_URL":        pgtest.NewDatabase(t),
-		"SBOR_TICKET_DATABASE_URL":       pgtest.NewDatabase(t),
-		"SBOR_NOTIFICATION_DATABASE_URL": pgtest.NewDatabase(t),
+		"SBOR_USER_DATABASE_URL":         databaseURL("user"),
+		"SBOR_EVENT_DATABASE_URL":        databaseURL("event"),
+		"SBOR_TICKET_DATABASE_URL":       databaseURL("ticket"),
+		"SBOR_NOTIFICATION_DATABASE_URL": databaseURL("notification"),
 		"SBOR_REMINDER_INTERVAL":         "1s",
 		"SBOR_LOGIN_MAX_PER_IP":          "100000",
 	}
 	for k, v := range opts.Env {
 		common[k] = v
 	}
-	p := &Platform{t: t, procs: map[string]*process{}, Env: common, Gateway: url("gateway")}
+	p := &Platform{t: t, procs: map[string]*process{}, Env: common, Gateway: url("gateway"), Postgres: ownPG, Kafka: ownKafka}
 	// Services first, so the gateway's first JWKS fetch finds the user service.
 	for _, name := range []string{"user", "event", "ticket", "notification", "gateway"} {
 		p.start(name, addrs[name])
@@ -182,19 +222,104 @@ func Start(t *testing.T, opts Options) *Platform {
 
 func (p *Platform) start(name, addr string) {
 	p.t.Helper()
+	p.startAs(name, name, addr)
+}
+
+func (p *Platform) startAs(name, target, addr string) {
+	p.t.Helper()
 	env := os.Environ()
 	for k, v := range p.Env {
 		env = append(env, k+"="+v)
 	}
 	env = append(env, "SBOR_HTTP_ADDR="+addr, "SBOR_METRICS_ADDR="+FreeAddr(p.t))
-	proc := &process{name: name, addr: addr, log: &lockedBuffer{}, env: env, t: p.t}
+	proc := &process{name: name, target: target, addr: addr, log: &lockedBuffer{}, env: env, t: p.t}
+	p.mu.Lock()
 	p.procs[name] = proc
+	p.mu.Unlock()
 	proc.run()
+}
+
+func (p *Platform) proc(name string) *process {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	proc, ok := p.procs[name]
+	if !ok {
+		p.t.Fatalf("platform: no process %q", name)
+	}
+	return proc
+}
+
+// StartInstance starts one more process of target under name (for example a second
+// "notification" as "notification-2", on its own address, sharing the database and the
+// consumer group) and waits until it is ready.
+func (p *Platform) StartInstance(name, target string) {
+	p.t.Helper()
+	p.startAs(name, target, FreeAddr(p.t))
+	p.waitReady(name)
+}
+
+// URL returns the base URL of a process, for calls that bypass the gateway (/readyz).
+func (p *Platform) URL(name string) string { return "http://" + p.proc(name).addr }
+
+// Ready reports whether a process answers /readyz with 200.
+func (p *Platform) Ready(name string) bool {
+	resp, err := probeClient.Get(p.URL(name) + "/readyz")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+var probeClient = &http.Client{Timeout: 3 * time.Second}
+
+// Running reports whether a process is alive.
+func (p *Platform) Running(name string) bool {
+	proc := p.proc(name)
+	return proc.cmd != nil && proc.cmd.ProcessState == nil
+}
+
+// startPostgres starts a PostgreSQL server for one platform, stopped when the test ends.
+func startPostgres(t *testing.T, durable bool) *pgserver.Server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	srv, err := pgserver.Start(ctx, pgserver.Options{Dir: filepath.Join(t.TempDir(), "postgres"), Fast: !durable})
+	if err != nil {
+		t.Fatalf("platform: own PostgreSQL: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Stop(); err != nil {
+			t.Errorf("platform: stopping own PostgreSQL: %v", err)
+		}
+	})
+	return srv
+}
+
+// startKafka starts an Apache Kafka broker for one platform, stopped when the test ends.
+func startKafka(t *testing.T) *kafkaserver.Server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	srv, err := kafkaserver.Start(ctx, kafkaserver.Options{Dir: filepath.Join(t.TempDir(), "kafka")})
+	if err != nil {
+		t.Fatalf("platform: own Apache Kafka: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Stop(); err != nil {
+			t.Errorf("platform: stopping own Apache Kafka: %v", err)
+		}
+	})
+	return srv
 }
 
 func (proc *process) run() {
 	proc.t.Helper()
-	cmd := exec.Command(Binary(proc.t), proc.name)
+	target := proc.target
+	if target == "" {
+		target = proc.name
+	}
+	cmd := exec.Command(Binary(proc.t), target)
 	cmd.Env = proc.env
 	cmd.Stdout = proc.log
 	cmd.Stderr = proc.log
@@ -207,7 +332,7 @@ func (proc *process) run() {
 
 func (p *Platform) waitReady(name string) {
 	p.t.Helper()
-	proc := p.procs[name]
+	proc := p.proc(name)
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get("http://" + proc.addr + "/readyz")
@@ -227,20 +352,28 @@ func (p *Platform) waitReady(name string) {
 
 // Kill stops a target with SIGKILL.
 func (p *Platform) Kill(name string) {
-	proc := p.procs[name]
+	proc := p.proc(name)
 	_ = proc.cmd.Process.Kill()
 	_ = proc.cmd.Wait()
 }
 
 // Restart starts a killed target again and waits until it is ready.
 func (p *Platform) Restart(name string) {
-	p.procs[name].run()
+	p.proc(name).run()
 	p.waitReady(name)
+}
+
+// RestartNoWait starts a killed target again without waiting for readiness (for a target
+// that cannot be ready yet, say while its database is down).
+func (p *Platform) RestartNoWait(name string) {
+	p.proc(name).run()
 }
 
 // Stop ends every process with SIGTERM (graceful shutdown) and fails the test if one does
 // not stop in time.
 func (p *Platform) Stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	for name, proc := range p.procs {
 		if proc.cmd.ProcessState != nil {
 			continue
@@ -264,6 +397,8 @@ func (p *Platform) Stop() {
 
 // Logs returns every process's output so far.
 func (p *Platform) Logs() map[string]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	out := map[string]string{}
 	for name, proc := range p.procs {
 		out[name] = proc.log.String()
@@ -280,6 +415,8 @@ func tail(s string, n int) string {
 
 // LogLines returns every JSON log line of every process.
 func (p *Platform) LogLines() []map[string]any {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	var out []map[string]any
 	for _, proc := range p.procs {
 		sc := bufio.NewScanner(strings.NewReader(proc.log.String()))
@@ -350,6 +487,9 @@ func (c *Client) Do(method, path string, body any, headers ...string) Response {
 	}
 	if resp.StatusCode >= 400 && resp.Header.Get("Content-Type") != "application/problem+json" {
 		c.P.t.Errorf("%s %s: %d without problem+json (%q)", method, path, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	if err := checkContract(method, path, resp.StatusCode, resp.Header, raw); err != nil {
+		c.P.t.Errorf("%s %s: the answer breaks the OpenAPI document: %v", method, path, err)
 	}
 	if resp.StatusCode >= 500 && resp.StatusCode != 503 {
 		c.P.t.Errorf("%s %s: server error %d: %s", method, path, resp.StatusCode, raw)

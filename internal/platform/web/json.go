@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sbor-dev/sbor/internal/platform/errs"
 )
@@ -39,8 +40,18 @@ func Decode(r *http.Request, dst any) error {
 
 // DecodeBytes is Decode's parser, separate so fuzz tests can reach it without HTTP.
 func DecodeBytes(body []byte, dst any) error {
-	if len(bytes.TrimSpace(body)) == 0 {
+	trimmed := bytes.TrimSpace(body)
+	if len(trimmed) == 0 {
 		return errs.New(errs.Invalid, "empty_body", "a JSON request body is required")
+	}
+	// JSON text is UTF-8 (RFC 8259); encoding/json would silently turn bad bytes into U+FFFD.
+	if !utf8.Valid(body) {
+		return errs.New(errs.Invalid, "malformed_json", "the body must be UTF-8")
+	}
+	// encoding/json decodes null into a struct as "nothing", which would let a body of
+	// null pass as an empty object.
+	if trimmed[0] != '{' {
+		return errs.New(errs.Invalid, "malformed_json", "the body must be a JSON object")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
