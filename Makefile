@@ -85,6 +85,26 @@ kind-up: ## Create a kind cluster with the operators and the chart installed (ne
 kind-down: ## Delete the kind cluster.
 	hack/kind-down.sh
 
+.PHONY: fuzz
+fuzz: ## Fuzz every fuzz target for FUZZTIME (default 5s) each.
+	hack/fuzz.sh
+
+.PHONY: chaos
+chaos: ## Run only the fault-injection suite (part of make test).
+	go run ./hack/testenv -- go test -count=1 -v -timeout 20m ./test/chaos/
+
+.PHONY: security
+security: ## Run only the attacker suite and the log secret scan (part of make test).
+	go run ./hack/testenv -- go test -count=1 -v -timeout 20m ./test/security/
+
+.PHONY: schemathesis
+schemathesis: ## OpenAPI-driven fuzzing of the gateway (schemathesis in a cached virtualenv).
+	hack/schemathesis.sh
+
+.PHONY: govulncheck
+govulncheck: ## Known vulnerabilities in called code (database built from golang.org/x/vulndb).
+	hack/govulncheck.sh
+
 .PHONY: e2e
 e2e: ## Run only the end-to-end suite (every target its own process; part of make test).
 	go run ./hack/testenv -- go test -count=1 -v ./test/e2e/

@@ -22,6 +22,12 @@ echo "==> go test (shared PostgreSQL and Apache Kafka)"
 # -p 2: two packages at a time on two cores; each package's tests run in parallel inside.
 go run ./hack/testenv -- go test ${GO_TEST_FLAGS:--count=1 -timeout 30m} -p 2 ./...
 
+echo "==> a short fuzzing run of every fuzz target"
+FUZZTIME="${FUZZTIME:-3s}" hack/fuzz.sh
+
+echo "==> schemathesis against the OpenAPI document"
+hack/schemathesis.sh
+
 if [ -f .bench/e2e-notify.json ]; then
   echo "==> purchase → notification delay in the e2e run (ms): $(tr -d ' \n' < .bench/e2e-notify.json)"
 fi

@@ -34,7 +34,10 @@ type Config struct {
 	KafkaBrokers []string
 	// TopicPrefix is prepended to every topic name (SBOR_KAFKA_TOPIC_PREFIX).
 	TopicPrefix string
-	// ConsumerGroup defaults to DefaultConsumerGroup; every replica joins the same one.
+	// ConsumerGroup defaults to TopicPrefix + DefaultConsumerGroup; every replica joins the
+	// same one. The prefix keeps platforms that share a cluster under different prefixes in
+	// groups of their own: one group over several platforms' topics would rebalance all of
+	// them whenever one replica anywhere joins, leaves or dies.
 	ConsumerGroup string
 }
 
@@ -49,11 +52,15 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config, ln net.Listener) err
 	if len(cfg.KafkaBrokers) == 0 {
 		return errors.New("notification: Kafka brokers are required")
 	}
+	if cfg.ConsumerGroup == "" {
+		cfg.ConsumerGroup = cfg.TopicPrefix + DefaultConsumerGroup
+	}
 	pool, err := db.Open(ctx, cfg.DatabaseURL, cfg.MaxConns)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
+	defer db.RegisterPoolMetrics("notification", pool)()
 	if cfg.Migrate {
 		if err := db.Migrate(ctx, pool, Migrations()...); err != nil {
 			return err
@@ -64,7 +71,7 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config, ln net.Listener) err
 	handler := &MessageHandler{Core: core, Store: store, TopicPrefix: cfg.TopicPrefix, Log: log}
 	consumer := NewConsumer(handler, cfg.KafkaBrokers, cfg.ConsumerGroup)
 
-	r := web.NewRouter(log)
+	r := web.NewRouter(log, web.Service("notification"))
 	// Readiness is the database only: the API stays up while Kafka is away.
 	web.MountHealth(r, map[string]web.ReadinessCheck{"database": db.Ready(pool)})
 	Routes(r, core)
