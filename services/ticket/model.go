@@ -70,6 +70,10 @@ const (
 	MaxQuantity = 1_000_000
 	// MaxPriceCents keeps prices far from integer overflow when summed (10^12 cents).
 	MaxPriceCents = 1_000_000_000_000
+	// MaxSalesSpan bounds how far from now a sales window may reach, either way. Events are
+	// at most ten years ahead; the bound also keeps every time inside what RFC 3339 (and so
+	// a JSON answer) can carry: "0000-01-01T00:00:00+01:00" is year -1 in UTC.
+	MaxSalesSpan = 10 * 366 * 24 * time.Hour
 )
 
 // NewTicketType is what the organizer sends to create a type. Nil fields were absent.
@@ -131,9 +135,12 @@ func (nt NewTicketType) Validate(now time.Time) (ValidNewTicketType, error) {
 	default:
 		out.Quantity = *nt.Quantity
 	}
-	if nt.SalesStart == nil {
+	switch {
+	case nt.SalesStart == nil:
 		v.Add("sales_start", "is required")
-	} else {
+	case nt.SalesStart.Before(now.Add(-MaxSalesSpan)):
+		v.Add("sales_start", "must be at most 10 years ago")
+	default:
 		out.SalesStart = nt.SalesStart.UTC().Truncate(time.Microsecond)
 	}
 	switch {
@@ -146,6 +153,8 @@ func (nt NewTicketType) Validate(now time.Time) (ValidNewTicketType, error) {
 			v.Add("sales_end", "must be after sales_start")
 		case !out.SalesEnd.After(now):
 			v.Add("sales_end", "must be in the future")
+		case out.SalesEnd.After(now.Add(MaxSalesSpan)):
+			v.Add("sales_end", "must be at most 10 years ahead")
 		}
 	}
 	return out, v.Err()
