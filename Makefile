@@ -109,6 +109,10 @@ govulncheck: ## Known vulnerabilities in called code (database built from golang
 e2e: ## Run only the end-to-end suite (every target its own process; part of make test).
 	go run ./hack/testenv -- go test -count=1 -v ./test/e2e/
 
+.PHONY: bench
+bench: ## Flash-sale benchmark: the platform vs PostgreSQL's one-transaction-per-ticket limit (BENCH_FLAGS=-h lists flags).
+	go run ./test/bench $(BENCH_FLAGS)
+
 .PHONY: demo
 demo: ## Walk the fifteen flows against a running make dev, printing each request and answer.
 	go run ./hack/demo

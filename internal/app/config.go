@@ -61,6 +61,12 @@ type Config struct {
 	// off, for when the operator schedules reminders with CronJobs.
 	ReminderInterval time.Duration `env:"SBOR_REMINDER_INTERVAL" envDefault:"1m"`
 
+	// The ticket service's purchase path (see package ticket); zero values take its defaults.
+	TicketEventStatusTTL  time.Duration `env:"SBOR_TICKET_EVENT_STATUS_TTL"`
+	TicketBatchSize       int           `env:"SBOR_TICKET_BATCH_SIZE"`
+	TicketBatchWait       time.Duration `env:"SBOR_TICKET_BATCH_WAIT"`
+	TicketBatchesInFlight int           `env:"SBOR_TICKET_BATCHES_IN_FLIGHT"`
+
 	UserURL         string `env:"SBOR_USER_URL"`
 	EventURL        string `env:"SBOR_EVENT_URL"`
 	TicketURL       string `env:"SBOR_TICKET_URL"`

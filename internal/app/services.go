@@ -37,6 +37,10 @@ func runTicket(ctx context.Context, log *slog.Logger, c Config, ln net.Listener)
 		DatabaseURL: c.TicketDatabaseURL, MaxConns: c.DBMaxConns, Migrate: c.MigrateOnStart,
 		EventURL: c.EventURL, KafkaBrokers: c.brokers(), TopicPrefix: c.KafkaTopicPrefix,
 		CreateTopics: c.KafkaCreateTopics, Partitions: c.KafkaPartitions, ReplicationFactor: c.KafkaReplicationFactor,
+		Purchase: ticket.Options{
+			EventStatusTTL: c.TicketEventStatusTTL, BatchSize: c.TicketBatchSize,
+			BatchWait: c.TicketBatchWait, BatchesInFlight: c.TicketBatchesInFlight,
+		},
 	}, ln)
 }
 

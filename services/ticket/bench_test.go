@@ -32,7 +32,11 @@ const benchClients = 16
 //   - statement: the purchase statement alone (counter, ticket, outbox, no Idempotency-Key);
 //     the database's share of the path.
 //   - statement+key: the same with an Idempotency-Key record.
-//   - core: Core.Purchase, with the local checks and the real event service asked over HTTP.
+//   - core: Core.Purchase as the service runs it: the caches, the real event service over
+//     HTTP when they miss, purchases grouped into batches.
+//   - core-ungrouped, core-uncached: the same without grouping (one statement per purchase),
+//     or with the event service asked on every purchase.
+//   - core-ungrouped-uncached: without either, the path as it was before both.
 //   - http: a purchase request to the ticket service's handler over loopback HTTP.
 //
 // The ticket service runs without Kafka (the relay is not part of the purchase path; its
@@ -86,9 +90,9 @@ func BenchmarkPurchase(b *testing.B) {
 	newType := func(b *testing.B) TicketType {
 		start := time.Now().Add(30 * 24 * time.Hour).UTC()
 		var ev struct{ ID uuid.UUID }
-		benchCall(b, client, "POST", eventURL+"/api/events", org, map[string]any{
+		testCall(b, client, "POST", eventURL+"/api/events", org, map[string]any{
 			"title": "Bench", "starts_at": start, "ends_at": start.Add(time.Hour)}, http.StatusCreated, &ev)
-		benchCall(b, client, "POST", eventURL+"/api/events/"+ev.ID.String()+"/publish", org, nil, http.StatusOK, nil)
+		testCall(b, client, "POST", eventURL+"/api/events/"+ev.ID.String()+"/publish", org, nil, http.StatusOK, nil)
 		tt, err := core.CreateTicketType(ctx, org, ev.ID, NewTicketType{
 			Kind: ptr("standard"), PriceCents: ptr(int64(1000)), Currency: ptr("EUR"), Quantity: ptr(MaxQuantity),
 			SalesStart: ptr(time.Now().Add(-time.Minute)), SalesEnd: ptr(start.Add(-time.Hour)),
@@ -118,7 +122,7 @@ func BenchmarkPurchase(b *testing.B) {
 					caller := identity.Identity{UserID: uuid.New(), Role: identity.RoleUser}
 					np, err := core.preparePurchase(caller, p, tt, render)
 					if err == nil {
-						err = store.Purchase(ctx, np)
+						_, err = store.PurchaseBatch(ctx, tt, []newPurchase{np})
 					}
 					if err != nil {
 						b.Error(err)
@@ -132,22 +136,28 @@ func BenchmarkPurchase(b *testing.B) {
 	b.Run("statement", statement(false))
 	b.Run("statement+key", statement(true))
 
-	b.Run("core", func(b *testing.B) {
-		tt := newType(b)
-		b.SetParallelism(parallelism())
-		b.ResetTimer()
-		start := time.Now()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				caller := identity.Identity{UserID: uuid.New(), Role: identity.RoleUser}
-				if _, err := core.Purchase(ctx, caller, Purchase{EventID: tt.EventID, TicketTypeID: tt.ID}, render); err != nil {
-					b.Error(err)
-					return
+	purchases := func(core *Core) func(b *testing.B) {
+		return func(b *testing.B) {
+			tt := newType(b)
+			b.SetParallelism(parallelism())
+			b.ResetTimer()
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					caller := identity.Identity{UserID: uuid.New(), Role: identity.RoleUser}
+					if _, err := core.Purchase(ctx, caller, Purchase{EventID: tt.EventID, TicketTypeID: tt.ID}, render); err != nil {
+						b.Error(err)
+						return
+					}
 				}
-			}
-		})
-		report(b, start)
-	})
+			})
+			report(b, start)
+		}
+	}
+	b.Run("core", purchases(core))
+	b.Run("core-ungrouped", purchases(NewCoreWith(store, events, Options{BatchSize: 1, BatchesInFlight: 1 << 20})))
+	b.Run("core-uncached", purchases(NewCoreWith(store, events, Options{EventStatusTTL: -1})))
+	b.Run("core-ungrouped-uncached", purchases(NewCoreWith(store, events, Options{BatchSize: 1, BatchesInFlight: 1 << 20, EventStatusTTL: -1})))
 
 	b.Run("http", func(b *testing.B) {
 		tt := newType(b)
@@ -182,7 +192,7 @@ func BenchmarkPurchase(b *testing.B) {
 // GOMAXPROCS).
 func parallelism() int { return max(1, benchClients/runtime.GOMAXPROCS(0)) }
 
-func waitReady(b *testing.B, client *http.Client, url string) {
+func waitReady(t testing.TB, client *http.Client, url string) {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := client.Get(url + "/readyz")
@@ -193,13 +203,13 @@ func waitReady(b *testing.B, client *http.Client, url string) {
 			}
 		}
 		if time.Now().After(deadline) {
-			b.Fatalf("%s not ready: %v", url, err)
+			t.Fatalf("%s not ready: %v", url, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
-func benchCall(b *testing.B, client *http.Client, method, url string, as identity.Identity, body any, want int, out any) {
+func testCall(b testing.TB, client *http.Client, method, url string, as identity.Identity, body any, want int, out any) {
 	b.Helper()
 	var rd *bytes.Reader
 	if body != nil {

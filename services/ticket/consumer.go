@@ -20,6 +20,12 @@ const DefaultConsumerGroup = "sbor-ticket"
 // changes nothing. A message that is not a valid event.cancelled is permanent: retrying it
 // cannot help, so it is logged and skipped. A database failure is retried.
 func CancellationHandler(store *Store, log *slog.Logger) kafkabus.Handler {
+	return cancellationHandler(store, log, nil)
+}
+
+// cancellationHandler is CancellationHandler calling recorded once a cancellation is
+// recorded (Core.EventCancelled, which refuses the event's purchases from then on).
+func cancellationHandler(store *Store, log *slog.Logger, recorded func(eventID uuid.UUID)) kafkabus.Handler {
 	return func(ctx context.Context, msg kafka.Message) error {
 		ev, err := cloudevent.Decode(msg.Value)
 		if err != nil {
@@ -45,6 +51,9 @@ func CancellationHandler(store *Store, log *slog.Logger) kafkabus.Handler {
 		n, err := store.CancelEvent(ctx, data.EventID, data.OrganizerID, at.UTC())
 		if err != nil {
 			return err
+		}
+		if recorded != nil {
+			recorded(data.EventID)
 		}
 		log.Info("event cancelled", "event_id", data.EventID, "tickets_cancelled", n, "message_id", ev.ID)
 		return nil

@@ -118,6 +118,11 @@ func randomPrefix() string {
 
 // newPlatform starts both services on brokers (the shared test cluster when nil).
 func newPlatform(t testing.TB, brokers []string) *platform {
+	return newPlatformWith(t, brokers, nil)
+}
+
+// newPlatformWith is newPlatform with the ticket service's configuration adjusted by tune.
+func newPlatformWith(t testing.TB, brokers []string, tune func(*ticket.Config)) *platform {
 	t.Helper()
 	if brokers == nil {
 		brokers = kafkatest.Brokers(t)
@@ -134,11 +139,15 @@ func newPlatform(t testing.TB, brokers []string) *platform {
 		}, ln)
 	})
 	ticketDB := pgtest.NewDatabase(t)
+	cfg := ticket.Config{
+		DatabaseURL: ticketDB, MaxConns: 16, Migrate: true, EventURL: p.event.url,
+		KafkaBrokers: brokers, TopicPrefix: p.prefix, CreateTopics: true, Partitions: 3, ReplicationFactor: 1,
+	}
+	if tune != nil {
+		tune(&cfg)
+	}
 	p.ticket = start(t, "ticket", func(ctx context.Context, ln net.Listener) error {
-		return ticket.Run(ctx, log, ticket.Config{
-			DatabaseURL: ticketDB, MaxConns: 16, Migrate: true, EventURL: p.event.url,
-			KafkaBrokers: brokers, TopicPrefix: p.prefix, CreateTopics: true, Partitions: 3, ReplicationFactor: 1,
-		}, ln)
+		return ticket.Run(ctx, log, cfg, ln)
 	})
 	// Both services create their topics in the background; tests read them right away.
 	var topics []string

@@ -45,6 +45,9 @@ type Config struct {
 	// DefaultConsumerGroup, so platforms sharing a cluster under different prefixes never
 	// join one group.
 	ConsumerGroup string
+	// Purchase tunes the purchase path: the event status cache and the grouping of
+	// purchases (zero values: the defaults).
+	Purchase Options
 }
 
 // idempotencyRetention is how long an Idempotency-Key keeps answering retries.
@@ -68,6 +71,7 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config, ln net.Listener) err
 		return err
 	}
 	defer pool.Close()
+	defer db.RegisterPoolMetrics("ticket", pool)()
 	if cfg.Migrate {
 		if err := db.Migrate(ctx, pool, Migrations()...); err != nil {
 			return err
@@ -76,7 +80,7 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config, ln net.Listener) err
 	events := NewEventClient(cfg.EventURL, EventTimeout)
 	defer events.Close()
 	store := NewStore(pool)
-	core := NewCore(store, events)
+	core := NewCoreWith(store, events, cfg.Purchase)
 
 	writer := kafkabus.NewWriter(cfg.KafkaBrokers)
 	defer writer.Close()
@@ -84,10 +88,10 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config, ln net.Listener) err
 	cancelledTopic := cfg.TopicPrefix + cloudevent.TypeEventCancelled
 	consumer := &kafkabus.Consumer{
 		Brokers: cfg.KafkaBrokers, Group: cfg.ConsumerGroup, Topics: []string{cancelledTopic},
-		Handler: CancellationHandler(store, log), Log: log,
+		Handler: cancellationHandler(store, log, core.EventCancelled), Log: log,
 	}
 
-	r := web.NewRouter(log)
+	r := web.NewRouter(log, web.Service("ticket"))
 	web.MountHealth(r, map[string]web.ReadinessCheck{"database": db.Ready(pool)})
 	Routes(r, core)
 

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/sbor-dev/sbor/internal/platform/cloudevent"
 	"github.com/sbor-dev/sbor/internal/platform/db"
 	"github.com/sbor-dev/sbor/internal/platform/errs"
 	"github.com/sbor-dev/sbor/internal/platform/outbox"
@@ -176,6 +177,22 @@ func (s *Store) TicketType(ctx context.Context, eventID, id uuid.UUID) (TicketTy
 	return r.toTicketType(), nil
 }
 
+// ticketTypeByID returns a type whatever its event (the type cache checks the event).
+func (s *Store) ticketTypeByID(ctx context.Context, id uuid.UUID) (TicketType, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+ticketTypeColumns+` FROM ticket_types WHERE id = $1`, id)
+	if err != nil {
+		return TicketType{}, db.Unavailable(err)
+	}
+	r, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[ticketTypeRow])
+	if errors.Is(err, pgx.ErrNoRows) {
+		return TicketType{}, errTypeNotFound
+	}
+	if err != nil {
+		return TicketType{}, db.Unavailable(err)
+	}
+	return r.toTicketType(), nil
+}
+
 // EventOwner is what this service knows locally of who owns an event.
 type EventOwner struct {
 	OrganizerID uuid.UUID
@@ -233,7 +250,7 @@ func (s *Store) PurchaseRecord(ctx context.Context, userID uuid.UUID, key string
 	return r, true, nil
 }
 
-// newPurchase is everything the purchase statement writes, prepared before it runs.
+// newPurchase is everything a purchase writes, prepared before the purchase statement runs.
 type newPurchase struct {
 	Ticket  Ticket
 	Message outbox.Message
@@ -243,48 +260,54 @@ type newPurchase struct {
 	Response    []byte
 }
 
-// purchaseSQL runs the purchase as one statement (purchase_ticket, migrations/00001): the
-// ticket, its outbox row and the Idempotency-Key record are inserted, then the counter takes
-// one ticket if the event is not cancelled, the sales window is open and tickets are left;
-// otherwise the function raises purchaseRefused and the statement, inserts included, rolls
-// back. One statement is one implicit transaction and one round trip: nothing slow (a second
-// round trip, Go code, a call to another service) runs while the counter row is locked, and
-// the lock is taken by the last write, so it is held only from that update to the commit.
-const purchaseSQL = `SELECT purchase_ticket($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
+// purchaseBatchSQL runs a batch of purchases of one type as one statement
+// (purchase_tickets, migrations/00002): one implicit transaction, one round trip, one
+// commit. Nothing slow (a second round trip, Go code, a call to another service) runs while
+// the counter row is locked, and the lock is taken by the last statements of the function,
+// so it is held only from the counter update to the commit.
+const purchaseBatchSQL = `SELECT purchase_tickets($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
 
-// purchaseRefused is the SQLSTATE purchase_ticket raises when the counter refuses.
+// purchaseRefused is the SQLSTATE purchase_tickets raises when the counter refuses.
 const purchaseRefused = "SB409"
 
 // errNotPurchased means the purchase statement found the counter closed (sold out, sales
 // window shut, event cancelled); the caller reads the type again to say which.
 var errNotPurchased = errors.New("no ticket taken")
 
-// errIdempotencyRace means another request with the same Idempotency-Key committed first.
-var errIdempotencyRace = errors.New("concurrent request with the same idempotency key")
-
-// errCodeCollision means the random code was already taken (with 130 random bits, about one
-// chance in 10^30 even after a billion tickets); the caller draws another.
+// errCodeCollision means a random code was already taken (with 130 random bits, about one
+// chance in 10^30 even after a billion tickets); the purchases draw new ones.
 var errCodeCollision = errors.New("ticket code collision")
 
-// Purchase runs the purchase statement.
-func (s *Store) Purchase(ctx context.Context, p newPurchase) error {
-	t := p.Ticket
-	_, err := s.pool.Exec(ctx, purchaseSQL,
-		t.TicketTypeID, t.EventID, t.OrganizerID, t.ID, t.Code, t.UserID, t.PurchasedAt,
-		p.Message.Topic, p.Message.Key, p.Message.Payload,
-		p.Key, p.RequestHash, p.Response)
+// PurchaseBatch runs purchases of one type, tt, as one statement and returns the ids of the
+// tickets sold (see purchase_tickets for why some may not be). Every purchase must be of tt.
+func (s *Store) PurchaseBatch(ctx context.Context, tt TicketType, ps []newPurchase) ([]uuid.UUID, error) {
+	n := len(ps)
+	ids, users := make([]uuid.UUID, n), make([]uuid.UUID, n)
+	codes, keys := make([]string, n), make([]string, n)
+	ats := make([]time.Time, n)
+	payloads, hashes, responses := make([][]byte, n), make([][]byte, n), make([][]byte, n)
+	for i, p := range ps {
+		t := p.Ticket
+		ids[i], codes[i], users[i], ats[i] = t.ID, t.Code, t.UserID, t.PurchasedAt
+		payloads[i] = p.Message.Payload
+		if p.Key != "" {
+			keys[i], hashes[i], responses[i] = p.Key, p.RequestHash, p.Response
+		}
+	}
+	var sold []uuid.UUID
+	err := s.pool.QueryRow(ctx, purchaseBatchSQL, tt.ID, tt.EventID, tt.OrganizerID,
+		ids, codes, users, ats, cloudevent.TypeTicketPurchased, tt.EventID.String(), payloads,
+		keys, hashes, responses).Scan(&sold)
 	var pgErr *pgconn.PgError
 	switch {
 	case errors.As(err, &pgErr) && pgErr.Code == purchaseRefused:
-		return errNotPurchased
-	case db.IsUniqueViolation(err, "purchase_requests_pkey"):
-		return errIdempotencyRace
+		return nil, errNotPurchased
 	case db.IsUniqueViolation(err, "tickets_code_key"):
-		return errCodeCollision
+		return nil, errCodeCollision
 	case err != nil:
-		return db.Unavailable(err)
+		return nil, db.Unavailable(err)
 	}
-	return nil
+	return sold, nil
 }
 
 func (s *Store) queryTickets(ctx context.Context, sql string, args ...any) ([]Ticket, error) {

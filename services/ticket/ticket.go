@@ -7,23 +7,55 @@
 //
 // The rules that must hold under concurrency are enforced by PostgreSQL, never by reading
 // and then writing in Go:
-//   - A purchase is one statement (Store.Purchase): the counter update guarded by
-//     sold < quantity, the sales window and the event's cancellation, the ticket insert, the
-//     ticket.purchased outbox insert and the Idempotency-Key record. A sold-out type can
-//     never sell one more, and a committed ticket never lacks its message.
+//   - Purchases are grouped (batch.go): the concurrent purchases of one type run as one
+//     statement (Store.PurchaseBatch, purchase_tickets in migrations/00002) that inserts
+//     their tickets, ticket.purchased outbox rows and Idempotency-Key records, then takes as
+//     many tickets as are left from the counter, guarded by the quantity, the sales window
+//     and the event's recorded cancellation, under the counter row's lock. A sold-out type
+//     can never sell one more — whatever the batches, whatever the number of replicas — and
+//     a committed ticket never lacks its message. A batch that straddles sold-out sells its
+//     first purchases and answers the rest sold_out.
 //   - Check-in is an UPDATE guarded by status = 'active', with ticket.checkin in the outbox in
 //     the same transaction: of any number of concurrent check-ins one wins.
-//   - The Idempotency-Key record's primary key makes concurrent retries end with one ticket.
+//   - The Idempotency-Key record's primary key makes concurrent retries end with one ticket:
+//     a request whose key is already recorded is answered from the record before it joins a
+//     batch, and of two with one key in flight at once (in one batch or two, on one replica
+//     or two) the second loses the key and is answered with the first one's ticket.
 //
 // Messages are keyed by event id (as every Sbor message is keyed by its event), so one
 // event's purchases and check-ins reach consumers in order and a ticket's check-in never
 // overtakes its purchase.
 //
 // The event service is asked (GET /internal/events/{id}, 2 s timeout) whether an event is
-// published and who owns it when a type is created and when a ticket is bought; its
-// organizer and title are copied onto the type (a published event's no longer change), so
-// validation, check-in and the attendee list decide locally. A cancellation recorded from
-// event.cancelled refuses purchases and new types without asking the event service.
+// published and who owns it when a type is created; its organizer and title are copied onto
+// the type (a published event's no longer change), so validation, check-in and the attendee
+// list decide locally. A cancellation recorded from event.cancelled refuses purchases and new
+// types without asking the event service.
+//
+// Purchases ask through two caches (cache.go). A type is loaded once (it never changes but
+// for its counter) and remembered sold out once seen so. The event's status is cached: a
+// "published" answer is trusted for Options.EventStatusTTL (1 s by default), "cancelled"
+// for good. The window this opens on a cancellation, exactly:
+//
+//   - Once the cancellation is recorded in this service's database (the event.cancelled
+//     consumer of any replica committed it), no purchase succeeds on any replica: the
+//     consumer's transaction sets event_cancelled_at on every counter row of the event, and
+//     the purchase statement checks it under the row's lock, whatever a replica's cache says.
+//     The recording replica also marks the event cancelled in its cache at once; another
+//     replica learns it from its first refused batch.
+//   - Between the cancellation's commit in the event service and its recording here, a
+//     purchase can still succeed if its replica fetched "published" less than the TTL
+//     before the purchase's check (plus the time its batch takes: at most BatchWait and one
+//     statement). So purchases succeed for at most min(TTL + one batch, time until
+//     recorded) after the cancellation commits. (Asking the event service on every purchase
+//     narrowed this to the time between a purchase's check and its commit, at the cost of a
+//     call per purchase.)
+//   - Every ticket sold in that window is cancelled when the cancellation is recorded (the
+//     same transaction, ordered after the sale by the counter row's lock), so no event ever
+//     keeps an active ticket once its cancellation was handled; the buyer is notified of the
+//     purchase and then of the cancellation.
+//
+// TestEventStatusCacheWindow pins each of these down.
 package ticket
 
 import (
@@ -54,16 +86,66 @@ type Events interface {
 	Event(ctx context.Context, id uuid.UUID) (EventInfo, error)
 }
 
-// Core holds the ticket service's rules.
-type Core struct {
-	store  *Store
-	events Events
-	now    func() time.Time
+// Options tune the purchase path; the zero value means the defaults.
+type Options struct {
+	// EventStatusTTL is how long the event service's "published" is trusted before it is
+	// asked again (DefaultEventStatusTTL when 0; negative: asked on every purchase). See the
+	// package documentation for what it means for a cancellation.
+	EventStatusTTL time.Duration
+	// BatchSize caps the purchases grouped into one statement (DefaultBatchSize when 0;
+	// 1 turns grouping off).
+	BatchSize int
+	// BatchWait is how long a purchase waits for others to join its batch when a batch slot
+	// is free (DefaultBatchWait when 0; negative: no wait).
+	BatchWait time.Duration
+	// BatchesInFlight caps the batches of one type running at once in this replica
+	// (DefaultBatchesInFlight when 0).
+	BatchesInFlight int
 }
 
-// NewCore returns the business layer.
-func NewCore(store *Store, events Events) *Core {
-	return &Core{store: store, events: events, now: time.Now}
+// DefaultEventStatusTTL is how long a "published" answer of the event service is trusted.
+const DefaultEventStatusTTL = time.Second
+
+func (o Options) withDefaults() Options {
+	if o.EventStatusTTL == 0 {
+		o.EventStatusTTL = DefaultEventStatusTTL
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = DefaultBatchSize
+	}
+	switch {
+	case o.BatchWait == 0:
+		o.BatchWait = DefaultBatchWait
+	case o.BatchWait < 0:
+		o.BatchWait = 0
+	}
+	if o.BatchesInFlight <= 0 {
+		o.BatchesInFlight = DefaultBatchesInFlight
+	}
+	return o
+}
+
+// Core holds the ticket service's rules.
+type Core struct {
+	store   *Store
+	events  Events
+	now     func() time.Time
+	types   *typeCache
+	status  *eventStatusCache
+	batches *batcher
+}
+
+// NewCore returns the business layer with the default options.
+func NewCore(store *Store, events Events) *Core { return NewCoreWith(store, events, Options{}) }
+
+// NewCoreWith returns the business layer with opts.
+func NewCoreWith(store *Store, events Events, opts Options) *Core {
+	opts = opts.withDefaults()
+	c := &Core{store: store, events: events, now: time.Now}
+	c.types = newTypeCache(func(ctx context.Context, _, id uuid.UUID) (TicketType, error) { return store.ticketTypeByID(ctx, id) })
+	c.status = newEventStatusCache(opts.EventStatusTTL, func() time.Time { return c.now() }, events.Event)
+	c.batches = newBatcher(opts.BatchSize, opts.BatchWait, opts.BatchesInFlight, c.executeBatch)
+	return c
 }
 
 var (
@@ -134,92 +216,172 @@ func (c *Core) TicketTypes(ctx context.Context, eventID uuid.UUID) ([]TicketType
 
 // Purchase buys one ticket of a type for the caller. render makes the response body of the
 // new ticket; it is stored with the Idempotency-Key so that a retry gets the same bytes.
+//
+// The checks before the batch answer the common refusals without touching the counter: a
+// replayed Idempotency-Key, an unknown type, a type seen sold out, a closed sales window, an
+// event that is not published or is cancelled. The purchase statement checks the counter,
+// the window and the recorded cancellation again, atomically.
 func (c *Core) Purchase(ctx context.Context, caller identity.Identity, p Purchase, render func(Ticket) ([]byte, error)) (PurchaseResult, error) {
 	if p.IdempotencyKey != "" {
 		if !validIdempotencyKey(p.IdempotencyKey) {
 			return PurchaseResult{}, errBadKey
 		}
-		rec, ok, err := c.store.PurchaseRecord(ctx, caller.UserID, p.IdempotencyKey)
-		if err != nil {
-			return PurchaseResult{}, err
-		}
-		if ok {
-			return replay(rec, p)
+		if res, ok, err := c.replayRecord(ctx, caller, p); ok || err != nil {
+			return res, err
 		}
 	}
-
-	// Cheap local checks first: they answer sold out, closed sales and a recorded
-	// cancellation without queueing on the counter's row lock or calling the event service.
-	// The purchase statement checks all three again, atomically.
-	tt, err := c.store.TicketType(ctx, p.EventID, p.TicketTypeID)
+	ct, err := c.types.get(ctx, p.EventID, p.TicketTypeID)
 	if err != nil {
 		return PurchaseResult{}, err
 	}
-	if err := c.refusal(tt); err != nil {
+	if err := c.refusal(ct); err != nil {
 		return PurchaseResult{}, err
 	}
-	// The event service has the last word on the event's status: it closes the window
-	// between a cancellation's commit there and its message reaching this service.
-	ev, err := c.events.Event(ctx, p.EventID)
-	if err != nil {
+	if err := c.checkPublished(ctx, p.EventID); err != nil {
 		return PurchaseResult{}, err
-	}
-	switch ev.Status {
-	case EventPublished:
-	case EventCancelled:
-		return PurchaseResult{}, errEventCancelled
-	default:
-		return PurchaseResult{}, errEventNotPublished
 	}
 
 	for attempt := 1; ; attempt++ {
-		np, err := c.preparePurchase(caller, p, tt, render)
+		np, err := c.preparePurchase(caller, p, ct.tt, render)
 		if err != nil {
 			return PurchaseResult{}, err
 		}
-		err = c.store.Purchase(ctx, np)
-		switch {
-		case err == nil:
-			return PurchaseResult{Ticket: np.Ticket, Response: np.Response}, nil
-		case errors.Is(err, errCodeCollision) && attempt < 3:
-			continue
-		case errors.Is(err, errIdempotencyRace):
-			rec, ok, err := c.store.PurchaseRecord(ctx, caller.UserID, p.IdempotencyKey)
-			if err != nil {
-				return PurchaseResult{}, err
-			}
-			if !ok {
-				return PurchaseResult{}, fmt.Errorf("idempotency record of %s vanished", caller.UserID)
-			}
-			return replay(rec, p)
-		case errors.Is(err, errNotPurchased):
-			// Say why: read the counter again (this read only picks the error message).
-			now, err := c.store.TicketType(ctx, p.EventID, p.TicketTypeID)
-			if err != nil {
-				return PurchaseResult{}, err
-			}
-			if err := c.refusal(now); err != nil {
-				return PurchaseResult{}, err
-			}
-			return PurchaseResult{}, errSoldOut
-		default:
-			return PurchaseResult{}, err
+		w := &waiter{ctx: ctx, np: np, result: make(chan batchResult, 1)}
+		c.batches.submit(ct, w)
+		var res batchResult
+		select {
+		case res = <-w.result:
+		case <-ctx.Done():
+			return PurchaseResult{}, ctx.Err()
 		}
+		switch {
+		case res.sold:
+			return PurchaseResult{Ticket: np.Ticket, Response: np.Response}, nil
+		case errors.Is(res.err, errCodeCollision) && attempt < 3:
+			continue
+		}
+		if p.IdempotencyKey != "" && errs.Is(res.err, errs.Conflict) {
+			// Another request with the same key may have won it: answer with its ticket.
+			if replayed, ok, err := c.replayRecord(ctx, caller, p); ok || err != nil {
+				return replayed, err
+			}
+		}
+		return PurchaseResult{}, res.err
 	}
 }
 
-// refusal says why tt cannot be bought now, or nil if it may be.
-func (c *Core) refusal(tt TicketType) error {
-	switch {
-	case tt.EventCancelledAt != nil:
+// replayRecord answers a purchase whose Idempotency-Key is already recorded; ok is false
+// when it is not.
+func (c *Core) replayRecord(ctx context.Context, caller identity.Identity, p Purchase) (PurchaseResult, bool, error) {
+	rec, ok, err := c.store.PurchaseRecord(ctx, caller.UserID, p.IdempotencyKey)
+	if err != nil || !ok {
+		return PurchaseResult{}, false, err
+	}
+	res, err := replay(rec, p)
+	return res, true, err
+}
+
+// checkPublished asks whether the event is on sale: the event service has the last word on
+// its status (it closes the window between a cancellation's commit there and its message
+// reaching this service), through the status cache. When the event service cannot answer,
+// a cancellation recorded here still answers.
+func (c *Core) checkPublished(ctx context.Context, eventID uuid.UUID) error {
+	status, err := c.status.status(ctx, eventID)
+	if err != nil {
+		if _, cancelled, lerr := c.store.CancelledEvent(ctx, eventID); lerr == nil && cancelled {
+			c.status.cancel(eventID)
+			return errEventCancelled
+		}
+		return err
+	}
+	switch status {
+	case EventPublished:
+		return nil
+	case EventCancelled:
 		return errEventCancelled
-	case !tt.OnSale(c.now()):
+	default:
+		return errEventNotPublished
+	}
+}
+
+// executeBatch runs a batch of purchases of one type and answers each waiter. It reports
+// whether the batch straddled sold-out (sold some, not all, for want of tickets).
+func (c *Core) executeBatch(ct *cachedType, ws []*waiter) (straddled bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	defer cancel()
+	ps := make([]newPurchase, len(ws))
+	for i, w := range ws {
+		ps[i] = w.np
+	}
+	sold, err := c.store.PurchaseBatch(ctx, ct.tt, ps)
+	switch {
+	case errors.Is(err, errNotPurchased):
+		// Say why, once for the whole batch (this read only picks the error).
+		err = c.refusedBecause(ctx, ct)
+	case err == nil:
+		got := make(map[uuid.UUID]bool, len(sold))
+		for _, id := range sold {
+			got[id] = true
+		}
+		for _, w := range ws {
+			if got[w.np.Ticket.ID] {
+				w.result <- batchResult{sold: true}
+				continue
+			}
+			// Not sold: a keyed purchase may have lost its key (Purchase replays it); a
+			// purchase without a key was not sold only because the tickets ran out.
+			if w.np.Key == "" {
+				straddled = true
+			}
+			w.result <- batchResult{err: errSoldOut}
+		}
+		if straddled {
+			ct.soldOut.Store(true)
+		}
+		return straddled
+	}
+	for _, w := range ws {
+		w.result <- batchResult{err: err}
+	}
+	return false
+}
+
+// refusedBecause reads the type again after the counter refused a batch, says why, and
+// remembers a sell-out or a cancellation for the purchases to come.
+func (c *Core) refusedBecause(ctx context.Context, ct *cachedType) error {
+	tt, err := c.store.TicketType(ctx, ct.tt.EventID, ct.tt.ID)
+	if err != nil {
+		return err
+	}
+	if tt.Sold >= tt.Quantity {
+		ct.soldOut.Store(true)
+	}
+	if tt.EventCancelledAt != nil {
+		c.status.cancel(tt.EventID)
+		return errEventCancelled
+	}
+	if !tt.OnSale(c.now()) {
 		return errOutsideWindow
-	case tt.Sold >= tt.Quantity:
+	}
+	return errSoldOut
+}
+
+// refusal says why the cached type cannot be bought now, or nil if it may be.
+func (c *Core) refusal(ct *cachedType) error {
+	switch {
+	case ct.tt.EventCancelledAt != nil:
+		return errEventCancelled
+	case !ct.tt.OnSale(c.now()):
+		return errOutsideWindow
+	case ct.soldOut.Load():
 		return errSoldOut
 	}
 	return nil
 }
+
+// EventCancelled is called once this service recorded an event's cancellation: purchases
+// of it are refused from now on without asking anyone.
+func (c *Core) EventCancelled(eventID uuid.UUID) { c.status.cancel(eventID) }
 
 // preparePurchase builds the ticket, its message and its response before the purchase
 // statement runs, so the statement holds the counter's lock for nothing but itself.

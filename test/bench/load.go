@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"math"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// outcome is what one request of a run ended with.
+type outcome struct {
+	ok     bool   // counted as a success (a ticket bought, a page read)
+	status int    // HTTP status; 0 for a transport error
+	code   string // problem+json code of an error answer
+}
+
+// label groups outcomes in the error table: "201", "409 sold_out", "transport error".
+func (o outcome) label() string {
+	if o.status == 0 {
+		return "transport error"
+	}
+	s := strconv.Itoa(o.status)
+	if o.code != "" {
+		s += " " + o.code
+	}
+	return s
+}
+
+// stats summarises a run.
+type stats struct {
+	Name       string         `json:"name"`
+	Clients    int            `json:"clients"`
+	Seconds    float64        `json:"seconds"`
+	Requests   int            `json:"requests"`
+	Successes  int            `json:"successes"`
+	PerSecond  float64        `json:"successes_per_s"`
+	RequestsPS float64        `json:"requests_per_s"`
+	TargetPS   float64        `json:"target_per_s,omitempty"` // paced runs
+	P50Ms      float64        `json:"p50_ms"`
+	P95Ms      float64        `json:"p95_ms"`
+	P99Ms      float64        `json:"p99_ms"`
+	MaxMs      float64        `json:"max_ms"`
+	Outcomes   map[string]int `json:"outcomes"`
+	Late       int            `json:"late,omitempty"` // paced runs: requests that found every slot busy
+}
+
+// recorder gathers the latencies and outcomes of one run from many goroutines.
+type recorder struct {
+	mu        sync.Mutex
+	latencies []time.Duration
+	outcomes  map[string]int
+	successes int
+}
+
+func newRecorder() *recorder { return &recorder{outcomes: map[string]int{}} }
+
+func (r *recorder) add(lat time.Duration, o outcome) {
+	r.mu.Lock()
+	r.latencies = append(r.latencies, lat)
+	r.outcomes[o.label()]++
+	if o.ok {
+		r.successes++
+	}
+	r.mu.Unlock()
+}
+
+func (r *recorder) stats(name string, clients int, elapsed time.Duration) stats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	slices.Sort(r.latencies)
+	s := stats{Name: name, Clients: clients, Seconds: round(elapsed.Seconds(), 2), Requests: len(r.latencies),
+		Successes: r.successes, Outcomes: r.outcomes}
+	if secs := elapsed.Seconds(); secs > 0 {
+		s.PerSecond = round(float64(r.successes)/secs, 1)
+		s.RequestsPS = round(float64(len(r.latencies))/secs, 1)
+	}
+	s.P50Ms, s.P95Ms, s.P99Ms = percentileMs(r.latencies, 50), percentileMs(r.latencies, 95), percentileMs(r.latencies, 99)
+	if n := len(r.latencies); n > 0 {
+		s.MaxMs = ms(r.latencies[n-1])
+	}
+	return s
+}
+
+// percentileMs is the nearest-rank percentile of sorted durations, in milliseconds.
+func percentileMs(sorted []time.Duration, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(math.Ceil(p / 100 * float64(len(sorted))))
+	rank = min(max(rank, 1), len(sorted))
+	return ms(sorted[rank-1])
+}
+
+func ms(d time.Duration) float64 { return round(float64(d)/float64(time.Millisecond), 2) }
+
+func round(f float64, digits int) float64 {
+	p := math.Pow(10, float64(digits))
+	return math.Round(f*p) / p
+}
+
+// request is one request of a run: worker is the client's number, seq counts the requests
+// of the whole run.
+type request func(ctx context.Context, worker int, seq int64) outcome
+
+// closedLoop runs clients workers, each sending its next request as soon as the previous one
+// is answered, until duration has passed or, when limit > 0, limit requests were sent.
+// Requests still in flight at the end are waited for, not abandoned: an abandoned purchase
+// may still commit, and its ticket would be missing from the checks.
+func closedLoop(ctx context.Context, name string, clients int, duration time.Duration, limit int64, do request) stats {
+	rec := newRecorder()
+	var seq atomic.Int64
+	var wg sync.WaitGroup
+	start := time.Now()
+	end := start.Add(duration)
+	for w := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil && time.Now().Before(end) {
+				n := seq.Add(1)
+				if limit > 0 && n > limit {
+					return
+				}
+				t0 := time.Now()
+				o := do(ctx, w, n)
+				rec.add(time.Since(t0), o)
+			}
+		}()
+	}
+	wg.Wait()
+	return rec.stats(name, clients, time.Since(start))
+}
+
+// openLoop sends rate requests a second on a fixed schedule for duration, with at most
+// maxInFlight outstanding. Latency counts from each request's scheduled time, so a stalled
+// server is not hidden by requests that were never sent (coordinated omission).
+func openLoop(ctx context.Context, name string, rate float64, duration time.Duration, maxInFlight int, do request) stats {
+	rec := newRecorder()
+	interval := time.Duration(float64(time.Second) / rate)
+	slots := make(chan int, maxInFlight)
+	for i := range maxInFlight {
+		slots <- i
+	}
+	var wg sync.WaitGroup
+	late := 0
+	start := time.Now()
+	var seq int64
+	for next := start; next.Sub(start) < duration; next = next.Add(interval) {
+		if d := time.Until(next); d > 0 {
+			select {
+			case <-ctx.Done():
+				return rec.stats(name, maxInFlight, time.Since(start))
+			case <-time.After(d):
+			}
+		}
+		var slot int
+		select {
+		case slot = <-slots:
+		default:
+			late++
+			slot = <-slots
+		}
+		seq++
+		wg.Add(1)
+		go func(scheduled time.Time, n int64) {
+			defer wg.Done()
+			o := do(ctx, slot, n)
+			rec.add(time.Since(scheduled), o)
+			slots <- slot
+		}(next, seq)
+	}
+	wg.Wait()
+	s := rec.stats(name, maxInFlight, time.Since(start))
+	s.TargetPS, s.Late = round(rate, 1), late
+	return s
+}
+
+// firstError keeps the first error set from any goroutine.
+type firstError struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (f *firstError) set(err error) {
+	f.mu.Lock()
+	if f.err == nil {
+		f.err = err
+	}
+	f.mu.Unlock()
+}
+
+func (f *firstError) get() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
