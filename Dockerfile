@@ -5,7 +5,7 @@
 #
 #   docker build --build-arg VERSION="$(git describe --tags --always --dirty)" -t sbor:dev .
 
-ARG GO_VERSION=1.26.8
+ARG GO_VERSION=1.27.3
 
 FROM --platform=$BUILDPLATFORM golang:${GO_VERSION} AS build
 WORKDIR /src

@@ -7,6 +7,9 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 IMG ?= sbor:$(VERSION)
 GO_TEST_FLAGS ?= -count=1 -timeout 30m
+# Every go command runs with go.mod's toolchain line (fetched once into the module cache);
+# hack/lib/toolchain.sh does the same for the scripts. A GOTOOLCHAIN from the environment wins.
+export GOTOOLCHAIN ?= $(shell sed -n 's/^toolchain //p' go.mod)
 # Where the envtest control plane lives; built once per version into the user's cache.
 ENVTEST_ASSETS = $(shell hack/envtest/assets.sh)
 
@@ -39,10 +42,11 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: lint
-lint: ## gofmt check, go vet and staticcheck.
+lint: ## gofmt check, go vet, staticcheck and govulncheck (no known vulnerability in called code).
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	go vet ./...
 	$$(hack/tools/tool.sh staticcheck) ./...
+	hack/govulncheck.sh
 
 ##@ Operator (kubebuilder layout: operator/api/v1alpha1, operator/internal/controller, config/)
 

@@ -2,6 +2,8 @@ module github.com/sbor-dev/sbor
 
 go 1.26.8
 
+toolchain go1.27.3
+
 require (
 	al.essio.dev/pkg/shellescape v1.5.1 // indirect
 	cel.dev/expr v0.25.3 // indirect

@@ -11,6 +11,7 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
+source hack/lib/toolchain.sh
 
 helm=$(hack/tools/tool.sh helm)
 # shellcheck source=tools/versions.env

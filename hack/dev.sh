@@ -4,6 +4,7 @@
 # Kafka-protocol broker, every service in one process. Ctrl-C stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source hack/lib/toolchain.sh
 mkdir -p .dev bin
 go build -o bin/sbor ./cmd/sbor # incremental: fast when nothing changed
 if [ ! -s .dev/jwt-ed25519.pem ]; then

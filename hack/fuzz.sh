@@ -12,6 +12,7 @@
 # it with the fix, and it stays a regression test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source hack/lib/toolchain.sh
 fuzztime=${FUZZTIME:-5s}
 start=$(date +%s)
 

@@ -14,6 +14,7 @@
 # reports against the `go` on PATH (GOTOOLCHAIN selects another).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source hack/lib/toolchain.sh
 
 # A snapshot of golang.org/x/vulndb (bump it to see newer reports).
 VULNDB_VERSION=${VULNDB_VERSION:-v0.0.0-20261105234957-e22db6528018}

@@ -35,6 +35,7 @@ node_port=30080 # Traefik's web entry point on the node; kind maps it to 127.0.0
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
+source hack/lib/toolchain.sh
 
 log() { printf '\033[1mkind-up:\033[0m %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }

@@ -13,6 +13,7 @@
 # Everything listens on 127.0.0.1 and stops with the script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source hack/lib/toolchain.sh
 
 SCHEMATHESIS_VERSION=4.32.5
 max_examples=${ST_MAX_EXAMPLES:-25}

@@ -3,12 +3,16 @@
 # test package against them. CI sets SBOR_REQUIRE_KAFKA=1 so a missing broker fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source hack/lib/toolchain.sh
 start=$(date +%s)
 
 echo "==> gofmt and go vet"
 unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then echo "gofmt needed:"; echo "$unformatted"; exit 1; fi
 go vet ./...
+
+echo "==> govulncheck: no known vulnerability in called code"
+hack/govulncheck.sh
 
 echo "==> tools: envtest control plane and helm (built once per version into the user's cache)"
 KUBEBUILDER_ASSETS=$(hack/envtest/assets.sh)
