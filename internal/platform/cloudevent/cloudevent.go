@@ -16,19 +16,22 @@ const SpecVersion = "1.0"
 
 // Event types. Each is also the name of the topic it travels on.
 const (
-	TypeEventPublished   = "event.published"
-	TypeEventUpdated     = "event.updated"
-	TypeEventCancelled   = "event.cancelled"
-	TypeEventReminder    = "event.reminder"
-	TypeTicketPurchased  = "ticket.purchased"
-	TypeTicketCheckin    = "ticket.checkin"
-	TypeTicketTransfered = "ticket.transferred"
+	TypeEventPublished    = "event.published"
+	TypeEventUpdated      = "event.updated"
+	TypeEventCancelled    = "event.cancelled"
+	TypeEventReminder     = "event.reminder"
+	TypeTicketPurchased   = "ticket.purchased"
+	TypeTicketCheckin     = "ticket.checkin"
+	TypeTicketTransferred = "ticket.transferred"
+
+	// Deprecated: misspelt; use TypeTicketTransferred.
+	TypeTicketTransfered = TypeTicketTransferred
 )
 
 // Topics lists every topic the platform uses.
 var Topics = []string{
 	TypeEventPublished, TypeEventUpdated, TypeEventCancelled, TypeEventReminder,
-	TypeTicketPurchased, TypeTicketCheckin,
+	TypeTicketPurchased, TypeTicketCheckin, TypeTicketTransferred,
 }
 
 // Event is a CloudEvent with a JSON data payload.
@@ -41,6 +44,12 @@ type Event struct {
 	Subject         string          `json:"subject,omitempty"`
 	DataContentType string          `json:"datacontenttype,omitempty"`
 	Data            json.RawMessage `json:"data"`
+	// TraceParent and TraceState are the CloudEvents Distributed Tracing extension: the W3C
+	// trace context of the change that produced the event, for producers that cannot set
+	// message headers (the ticket service's purchase statement writes its outbox rows
+	// itself); the outbox relay copies them into the Kafka headers consumers read.
+	TraceParent string `json:"traceparent,omitempty"`
+	TraceState  string `json:"tracestate,omitempty"`
 }
 
 // New builds an event of the given type about subject, with data marshalled to JSON.

@@ -33,3 +33,14 @@ type TicketData struct {
 	PurchasedAt  time.Time  `json:"purchased_at"`
 	CheckedInAt  *time.Time `json:"checked_in_at,omitempty"`
 }
+
+// TicketTransferData is the data of ticket.transferred: the ticket given away (TicketData,
+// with UserID its former holder and PurchasedAt when it was bought), the recipient's new
+// ticket and who gave it to whom.
+type TicketTransferData struct {
+	TicketData
+	NewTicketID   uuid.UUID `json:"new_ticket_id"`
+	FromUserID    uuid.UUID `json:"from_user_id"`
+	ToUserID      uuid.UUID `json:"to_user_id"`
+	TransferredAt time.Time `json:"transferred_at"`
+}

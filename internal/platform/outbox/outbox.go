@@ -4,6 +4,10 @@
 //
 // A committed change is therefore never without its message, and a Kafka outage delays
 // messages instead of failing requests. Consumers must be idempotent.
+//
+// Messages carry the trace context of the change that wrote them (W3C traceparent,
+// tracestate and baggage headers, see WithTraceContext) and its request id, so a consumer's
+// span and logs continue the trace of the request that caused them.
 package outbox
 
 import (
@@ -12,12 +16,21 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"maps"
 
 	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sbor-dev/sbor/internal/platform/cloudevent"
 	"github.com/sbor-dev/sbor/internal/platform/db"
+	"github.com/sbor-dev/sbor/internal/platform/logging"
+	"github.com/sbor-dev/sbor/internal/platform/tracing"
 )
+
+// RequestIDHeader carries the request id of the change that wrote a message.
+const RequestIDHeader = "X-Request-ID"
 
 //go:embed migrations/*.sql
 var migrationFS embed.FS
@@ -45,7 +58,40 @@ func FromEvent(key string, ev cloudevent.Event, headers map[string]string) (Mess
 	return Message{Topic: ev.Type, Key: key, Payload: payload, Headers: headers}, nil
 }
 
-// Add inserts messages in tx with one statement.
+// WithTraceContext returns m with ctx's trace context (traceparent, tracestate, baggage) and
+// request id added to its headers; headers m already has are kept, and m's map is not
+// modified. Add does this itself with its own ctx; call it where a message is prepared in a
+// request's context but written from another (a batch shared by several requests).
+func WithTraceContext(ctx context.Context, m Message) Message {
+	m.Headers = withTraceContext(ctx, m.Headers)
+	return m
+}
+
+func withTraceContext(ctx context.Context, h map[string]string) map[string]string {
+	requestID := logging.RequestID(ctx)
+	if !trace.SpanContextFromContext(ctx).IsValid() && baggage.FromContext(ctx).Len() == 0 && requestID == "" {
+		return h
+	}
+	carrier := propagation.MapCarrier{}
+	tracing.Inject(ctx, carrier)
+	if requestID != "" {
+		carrier[RequestIDHeader] = requestID
+	}
+	out := maps.Clone(h)
+	if out == nil {
+		out = make(map[string]string, len(carrier))
+	}
+	for k, v := range carrier {
+		if _, set := out[k]; !set {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// Add inserts messages in tx with one statement. Each message gets ctx's trace context and
+// request id in its headers (see WithTraceContext), which the relay publishes as Kafka
+// headers.
 func Add(ctx context.Context, tx pgx.Tx, msgs ...Message) error {
 	if len(msgs) == 0 {
 		return nil
@@ -56,7 +102,7 @@ func Add(ctx context.Context, tx pgx.Tx, msgs ...Message) error {
 	headers := make([]string, len(msgs))
 	for i, m := range msgs {
 		topics[i], keys[i], payloads[i] = m.Topic, m.Key, m.Payload
-		h := m.Headers
+		h := withTraceContext(ctx, m.Headers)
 		if h == nil {
 			h = map[string]string{}
 		}

@@ -1,6 +1,7 @@
 package outbox
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -71,6 +72,8 @@ func (r *Relay) Run(ctx context.Context) error {
 	if r.Retention == 0 {
 		r.Retention = time.Hour
 	}
+	// The error series exists from the start, so a rate over it is 0 rather than absent.
+	publishErrors.WithLabelValues(r.Service)
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		err := r.listenAndPublish(ctx)
@@ -199,6 +202,9 @@ func (r *Relay) publishBatch(ctx context.Context) (published int, pending bool, 
 					msgs[i].Headers = append(msgs[i].Headers, kafka.Header{Key: k, Value: []byte(v)})
 				}
 			}
+			if _, ok := hs["traceparent"]; !ok {
+				msgs[i].Headers = appendEventTraceContext(msgs[i].Headers, x.payload)
+			}
 		}
 		publishErr := r.Publisher.WriteMessages(ctx, msgs...)
 		// kafka-go reports per-message failures (a partition whose leader moved, say): keep
@@ -256,4 +262,28 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// traceparentAttr is how a CloudEvent's distributed-tracing extension shows in its JSON.
+var traceparentAttr = []byte(`"traceparent"`)
+
+// appendEventTraceContext adds the trace context a CloudEvent payload carries in its
+// distributed-tracing extension (written by producers that cannot set headers) as the
+// headers consumers extract. Payloads without it cost one byte search.
+func appendEventTraceContext(headers []kafka.Header, payload []byte) []kafka.Header {
+	if !bytes.Contains(payload, traceparentAttr) {
+		return headers
+	}
+	var ext struct {
+		TraceParent string `json:"traceparent"`
+		TraceState  string `json:"tracestate"`
+	}
+	if json.Unmarshal(payload, &ext) != nil || ext.TraceParent == "" {
+		return headers
+	}
+	headers = append(headers, kafka.Header{Key: "traceparent", Value: []byte(ext.TraceParent)})
+	if ext.TraceState != "" {
+		headers = append(headers, kafka.Header{Key: "tracestate", Value: []byte(ext.TraceState)})
+	}
+	return headers
 }

@@ -15,9 +15,9 @@ import (
 
 	"github.com/sbor-dev/sbor/internal/platform/errs"
 	"github.com/sbor-dev/sbor/internal/platform/identity"
+	"github.com/sbor-dev/sbor/internal/platform/logging"
 )
 
-type requestIDKey struct{}
 type loggerKey struct{}
 
 // validRequestID bounds what a caller may pass as a request id, so ids stay safe to log.
@@ -31,10 +31,7 @@ func NewRequestID() string {
 }
 
 // RequestIDFrom returns the request id in ctx.
-func RequestIDFrom(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
-}
+func RequestIDFrom(ctx context.Context) string { return logging.RequestID(ctx) }
 
 // LoggerFrom returns the request-scoped logger, or the default one.
 func LoggerFrom(ctx context.Context) *slog.Logger {
@@ -60,8 +57,8 @@ func RequestContext(log *slog.Logger) func(http.Handler) http.Handler {
 				r.Header.Set(identity.HeaderRequestID, id)
 			}
 			w.Header().Set(identity.HeaderRequestID, id)
-			ctx := context.WithValue(r.Context(), requestIDKey{}, id)
-			ctx = WithLogger(ctx, log.With("request_id", id))
+			ctx := logging.WithRequestID(r.Context(), id)
+			ctx = WithLogger(ctx, log.With(logging.RequestIDKey, id))
 			next.ServeHTTP(w, r.WithContext(ctx))
 		})
 	}
@@ -75,7 +72,7 @@ func Recover(next http.Handler) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				LoggerFrom(r.Context()).Error("panic", "value", v, "stack", string(debug.Stack()))
+				LoggerFrom(r.Context()).ErrorContext(r.Context(), "panic", "value", v, "stack", string(debug.Stack()))
 				Error(w, r, errs.New(errs.Internal, "internal", "an internal error occurred"))
 			}
 		}()
@@ -116,15 +113,15 @@ type routerOptions struct{ service string }
 func Service(name string) RouterOption { return func(o *routerOptions) { o.service = name } }
 
 // NewRouter returns a chi router with the standard middleware every service uses: request id
-// and logger, HTTP metrics, panic recovery, access log, gateway identity, problem+json for 404
-// and 405.
+// and logger, a trace span (Trace), HTTP metrics, panic recovery, access log, gateway
+// identity, problem+json for 404 and 405.
 func NewRouter(log *slog.Logger, opts ...RouterOption) *chi.Mux {
 	o := routerOptions{service: "sbor"}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	r := chi.NewRouter()
-	r.Use(RequestContext(log), Instrument(o.service), Recover, AccessLog, identity.Middleware)
+	r.Use(RequestContext(log), Trace(), Instrument(o.service), Recover, AccessLog, identity.Middleware)
 	r.NotFound(NotFoundHandler)
 	r.MethodNotAllowed(MethodNotAllowedHandler)
 	return r

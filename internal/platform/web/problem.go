@@ -58,11 +58,11 @@ func Error(w http.ResponseWriter, r *http.Request, err error) {
 		if errors.As(err, &mbe) {
 			e = errs.Newf(errs.TooLarge, "body_too_large", "the request body exceeds %d bytes", mbe.Limit)
 		} else {
-			LoggerFrom(r.Context()).Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+			LoggerFrom(r.Context()).ErrorContext(r.Context(), "internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 			e = errs.New(errs.Internal, "internal", "an internal error occurred; the request id identifies it in our logs")
 		}
 	} else if e.Kind == errs.Internal || e.Kind == errs.Unavailable {
-		LoggerFrom(r.Context()).Warn("request failed", "method", r.Method, "path", r.URL.Path, "code", e.Code, "err", e)
+		LoggerFrom(r.Context()).WarnContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "code", e.Code, "err", e)
 	}
 	status := StatusOf(e.Kind)
 	if e.RetryAfter > 0 {

@@ -125,7 +125,7 @@ func TestTopics(t *testing.T) {
 			}
 			return nil
 		})
-		if st.Status != metav1.ConditionFalse || !strings.Contains(st.Message, "6 of 6") {
+		if st.Status != metav1.ConditionFalse || !strings.Contains(st.Message, fmt.Sprintf("%d of %d", len(topics), len(topics))) {
 			t.Fatalf("before Strimzi reconciled them: %+v", st)
 		}
 
@@ -155,7 +155,7 @@ func TestTopics(t *testing.T) {
 			setKafkaTopicReady(t, &list.Items[i])
 		}
 		st = m.Ensure(context.Background())
-		if st.Status != metav1.ConditionFalse || !strings.Contains(st.Message, "1 of 6") {
+		if st.Status != metav1.ConditionFalse || !strings.Contains(st.Message, fmt.Sprintf("1 of %d", len(topics))) {
 			t.Fatalf("one pending: %+v", st)
 		}
 		setKafkaTopicReady(t, &list.Items[0])

@@ -1,0 +1,63 @@
+package tracing
+
+import (
+	"net/http"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Transport wraps base (http.DefaultTransport when nil) for calls to other services: every
+// request carries the caller's trace context (traceparent, tracestate, baggage), and while
+// tracing is on each call is a client span (otelhttp) whose context is what the callee sees.
+func Transport(base http.RoundTripper) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return &transport{base: base, traced: otelhttp.NewTransport(base, otelhttp.WithPropagators(propagator), otelhttp.WithTracerProvider(Provider()))}
+}
+
+type transport struct {
+	base   http.RoundTripper
+	traced http.RoundTripper
+}
+
+func (t *transport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if enabled.Load() {
+		return t.traced.RoundTrip(r)
+	}
+	ctx := r.Context()
+	if !trace.SpanContextFromContext(ctx).IsValid() && baggage.FromContext(ctx).Len() == 0 {
+		return t.base.RoundTrip(r)
+	}
+	// Tracing is off here but a trace flows through (an upstream started it): pass it on.
+	// A RoundTripper must not modify its request, so the headers go on a copy.
+	out := r.Clone(ctx)
+	propagator.Inject(ctx, propagation.HeaderCarrier(out.Header))
+	return t.base.RoundTrip(out)
+}
+
+// CloseIdleConnections lets http.Client.CloseIdleConnections reach the wrapped transport.
+func (t *transport) CloseIdleConnections() {
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
+// HasTraceHeaders reports whether h carries a trace context or baggage to extract, so the
+// untraced path can skip extraction when there is nothing to extract.
+func HasTraceHeaders(h http.Header) bool {
+	// Canonical keys, looked up directly: Header.Get would canonicalize (and allocate) on
+	// every request.
+	return len(h["Traceparent"]) > 0 || len(h["Baggage"]) > 0
+}
+
+// StripTraceHeaders deletes the propagation headers: the gateway does so for requests from
+// untrusted peers, so a client can neither join nor force-sample the platform's traces.
+func StripTraceHeaders(h http.Header) {
+	h.Del("traceparent")
+	h.Del("tracestate")
+	h.Del("baggage")
+}
