@@ -86,8 +86,15 @@ func newLiveAPI(t *testing.T, loginsPerAccount int) *liveAPI {
 
 	events := ticket.NewEventClient(eventSrv.URL, 0)
 	t.Cleanup(events.Close)
-	ticketCore := ticket.NewCore(ticket.NewStore(migratedPool(t, ticket.Migrations())), events)
-	ticketSrv := serve(t, log, func(r chi.Router) { ticket.Routes(r, ticketCore) })
+	ticketStore := ticket.NewStore(migratedPool(t, ticket.Migrations()))
+	ticketCore := ticket.NewCore(ticketStore, events)
+	users := ticket.NewUserClient(userSrv.URL, 0)
+	t.Cleanup(users.Close)
+	ticketSrv := serve(t, log, func(r chi.Router) {
+		ticket.Routes(r, ticketCore)
+		ticket.TransferRoutes(r, ticket.NewTransfers(ticketCore, users))
+		ticket.StaffRoutes(r, ticket.NewStaff(ticketStore, events, users, 0))
+	})
 
 	notifyCore := notification.NewCore(notification.NewStore(migratedPool(t, notification.Migrations())),
 		notification.NewTicketClient(ticketSrv.URL), log)
@@ -281,6 +288,22 @@ func TestServicesAnswerAsDocumented(t *testing.T) {
 	l.call(200, "GET", "/api/events/"+id+"/ticket-types", "", nil)
 	l.call(404, "GET", "/api/events/not-an-id/ticket-types", "", nil)
 
+	// Door staff and live counts.
+	doraEmail, dora, _ := l.signUp("Dora")
+	l.call(400, "POST", "/api/events/"+id+"/staff", olga, map[string]any{"email": 7})
+	l.call(422, "POST", "/api/events/"+id+"/staff", olga, map[string]string{"email": "nobody-" + uuid.NewString()[:8] + "@example.com"})
+	l.call(404, "POST", "/api/events/"+id+"/staff", oscar, map[string]string{"email": doraEmail})
+	doraID := l.call(201, "POST", "/api/events/"+id+"/staff", olga, map[string]string{"email": doraEmail}).str("user_id")
+	l.call(200, "POST", "/api/events/"+id+"/staff", olga, map[string]string{"email": doraEmail})
+	l.call(200, "GET", "/api/events/"+id+"/staff", olga, nil)
+	l.call(404, "GET", "/api/events/"+id+"/staff", oscar, nil)
+	l.call(200, "GET", "/api/staff/events", dora, nil)
+	l.call(200, "GET", "/api/events/"+id+"/stats", dora, nil)
+	l.call(404, "GET", "/api/events/"+id+"/stats", oscar, nil)
+	l.call(404, "DELETE", "/api/events/"+id+"/staff/"+doraID, oscar, nil)
+	l.call(204, "DELETE", "/api/events/"+id+"/staff/"+doraID, olga, nil)
+	l.call(204, "DELETE", "/api/events/"+id+"/staff/"+doraID, olga, nil)
+
 	// Tickets.
 	bought := l.call(201, "POST", "/api/events/"+id+"/tickets", ann, map[string]string{"ticket_type_id": standard}, "Idempotency-Key", "k1")
 	replay := l.call(201, "POST", "/api/events/"+id+"/tickets", ann, map[string]string{"ticket_type_id": standard}, "Idempotency-Key", "k1")
@@ -310,6 +333,22 @@ func TestServicesAnswerAsDocumented(t *testing.T) {
 	l.call(403, "POST", "/api/tickets/"+code+"/checkin", ann, nil)
 	l.call(404, "POST", "/api/tickets/ABCDEFGHJKMNPQRSTVWXYZ0123/checkin", olga, nil)
 	l.call(200, "POST", "/api/tickets/"+code+"/validate", olga, nil)
+
+	// Transfers: ann gives a ticket to tom.
+	tomEmail, tom, _ := l.signUp("Tom")
+	given := l.call(201, "POST", "/api/events/"+id+"/tickets", ann, map[string]string{"ticket_type_id": standard}).str("id")
+	l.call(400, "POST", "/api/tickets/"+given+"/transfer", ann, map[string]any{"email": 7})
+	l.call(404, "POST", "/api/tickets/"+given+"/transfer", oscar, map[string]string{"email": tomEmail})
+	l.call(422, "POST", "/api/tickets/"+given+"/transfer", ann, map[string]string{"email": "nobody-" + uuid.NewString()[:8] + "@example.com"})
+	l.call(422, "POST", "/api/tickets/"+given+"/transfer", ann, map[string]string{"email": annEmail})
+	l.call(409, "POST", "/api/tickets/"+ticketID+"/transfer", ann, map[string]string{"email": tomEmail}) // used
+	l.call(200, "POST", "/api/tickets/"+given+"/transfer", ann, map[string]string{"email": tomEmail})
+	l.call(409, "POST", "/api/tickets/"+given+"/transfer", ann, map[string]string{"email": tomEmail})
+	received, _ := l.call(200, "GET", "/api/tickets", tom, nil).json["items"].([]any)
+	if len(received) != 1 {
+		t.Fatalf("tom's tickets after the transfer: %v", received)
+	}
+	tomTicket := received[0].(map[string]any)["id"].(string)
 
 	// Notifications, made as the consumers would from ticket.purchased and event.reminder.
 	annID := uuid.MustParse(l.call(200, "GET", "/api/users/me", ann, nil).str("id"))
@@ -343,6 +382,21 @@ func TestServicesAnswerAsDocumented(t *testing.T) {
 	l.call(200, "POST", "/api/events/"+id+"/cancel", olga, nil)
 	l.call(409, "POST", "/api/events/"+id+"/cancel", olga, nil)
 	l.call(409, "POST", "/api/events/"+id+"/ticket-types", olga, tt("early_bird", 5))
+	l.call(409, "POST", "/api/tickets/"+tomTicket+"/transfer", tom, map[string]string{"email": annEmail})
+
+	// Signed codes (issue 10): validate takes the signed code (a forged one is
+	// bad_signature); the scanner's key and revocation list are the organizer's.
+	signed := bought.str("signed_code")
+	forged := signed[:len(signed)-1] + map[bool]string{true: "Q", false: "A"}[strings.HasSuffix(signed, "A")]
+	l.call(200, "POST", "/api/tickets/"+signed+"/validate", olga, nil)
+	l.call(200, "POST", "/api/tickets/"+forged+"/validate", olga, nil)
+	l.call(404, "POST", "/api/tickets/"+forged+"/checkin", olga, nil)
+	l.call(200, "GET", "/api/events/"+id+"/scanner-keys", olga, nil)
+	l.call(404, "GET", "/api/events/"+id+"/scanner-keys", oscar, nil)
+	l.call(200, "GET", "/api/events/"+id+"/revocations", olga, nil)
+	l.call(200, "GET", "/api/events/"+id+"/revocations?since=1", olga, nil)
+	l.call(400, "GET", "/api/events/"+id+"/revocations?since=x", olga, nil)
+	l.call(404, "GET", "/api/events/"+id+"/revocations", ann, nil)
 
 	// Every operation was exercised and answered a success at least once.
 	for _, rt := range gateway.Routes {

@@ -19,6 +19,15 @@ KUBEBUILDER_ASSETS=$(hack/envtest/assets.sh)
 SBOR_HELM=$(hack/tools/tool.sh helm)
 export KUBEBUILDER_ASSETS SBOR_HELM
 
+echo "==> browser test dependencies: Debian's Chromium and playwright-core (cached by version)"
+if ! hack/browser-deps.sh >/dev/null; then
+  if [ "${SBOR_REQUIRE_BROWSER:-}" = 1 ]; then exit 1; fi
+  echo "    (the scanner page's browser test will be skipped)"
+fi
+
+echo "==> scanner page: the embedded build matches web/scanner"
+hack/scanner-build.sh --check
+
 echo "==> chart: lint and template every value set"
 CHART_TEST_GO=0 hack/chart-test.sh
 

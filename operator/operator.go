@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -35,9 +36,11 @@ import (
 	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
 	ctrlcfg "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/sbor-dev/sbor/internal/platform/cloudevent"
+	"github.com/sbor-dev/sbor/internal/platform/kafkabus"
 	sborv1 "github.com/sbor-dev/sbor/operator/api/v1alpha1"
 	"github.com/sbor-dev/sbor/operator/internal/controller"
 	"github.com/sbor-dev/sbor/operator/internal/eventsync"
@@ -215,6 +218,7 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 		}
 	}
 	scheme := Scheme()
+	registerConsumerMetrics()
 	managed := labels.SelectorFromSet(labels.Set{controller.LabelManagedBy: controller.ManagedByValue})
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
 		Scheme:                        scheme,
@@ -290,4 +294,18 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config) error {
 		return fmt.Errorf("operator: %w", err)
 	}
 	return nil
+}
+
+// registerConsumerMetrics adds the Kafka consumer's metrics (handled messages, lag) to the
+// registry the manager serves, so the operator's /metrics shows them like every other
+// target's. Run may run more than once in a process: a second registration is a no-op.
+func registerConsumerMetrics() {
+	for _, c := range kafkabus.Collectors() {
+		if err := ctrlmetrics.Registry.Register(c); err != nil {
+			var already prometheus.AlreadyRegisteredError
+			if !errors.As(err, &already) {
+				panic(err) // two different metrics with one name: a programming error
+			}
+		}
+	}
 }

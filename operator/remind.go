@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/sbor-dev/sbor/internal/platform/tracing"
 )
 
 // DefaultRemindAttempts is how often `sbor remind` tries when not told otherwise.
@@ -42,7 +44,7 @@ type RemindResult struct {
 // 429 answers with exponential backoff up to attempts times. 404 and 409 are final. Any
 // failure returns an error, so the command exits non-zero and the Job's own backoff retries.
 func Remind(ctx context.Context, eventServiceURL, eventID string, attempts int) error {
-	r := reminder{client: &http.Client{Timeout: 15 * time.Second}, log: slog.Default(), backoff: time.Second, maxBackoff: 30 * time.Second}
+	r := reminder{client: &http.Client{Timeout: 15 * time.Second, Transport: tracing.Transport(nil)}, log: slog.Default(), backoff: time.Second, maxBackoff: 30 * time.Second}
 	_, err := r.remind(ctx, eventServiceURL, eventID, attempts)
 	return err
 }

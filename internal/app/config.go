@@ -66,6 +66,8 @@ type Config struct {
 	TicketBatchSize       int           `env:"SBOR_TICKET_BATCH_SIZE"`
 	TicketBatchWait       time.Duration `env:"SBOR_TICKET_BATCH_WAIT"`
 	TicketBatchesInFlight int           `env:"SBOR_TICKET_BATCHES_IN_FLIGHT"`
+	// TicketStatsInterval is how old an event's live counts may get before they are re-read.
+	TicketStatsInterval time.Duration `env:"SBOR_TICKET_STATS_INTERVAL"`
 
 	UserURL         string `env:"SBOR_USER_URL"`
 	EventURL        string `env:"SBOR_EVENT_URL"`

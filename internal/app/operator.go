@@ -12,6 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/sbor-dev/sbor/internal/platform/tracing"
 	"github.com/sbor-dev/sbor/operator"
 )
 
@@ -70,6 +71,11 @@ func Remind(ctx context.Context, log *slog.Logger, c Config, args []string) erro
 	if c.EventURL == "" {
 		return errors.New("SBOR_EVENT_URL must be set")
 	}
+	stopTracing, err := tracing.Setup(ctx, "sbor-remind", tracing.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = stopTracing(context.WithoutCancel(ctx)) }()
 	if err := operator.Remind(ctx, strings.TrimSuffix(c.EventURL, "/"), *eventID, *attempts); err != nil {
 		return err
 	}

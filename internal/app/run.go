@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sbor-dev/sbor/internal/platform/logging"
+	"github.com/sbor-dev/sbor/internal/platform/tracing"
 )
 
 // serviceRunner runs one service on a listener.
@@ -42,6 +43,11 @@ func NewLogger(c Config) *slog.Logger {
 
 // RunTarget runs one long-running target until ctx ends.
 func RunTarget(ctx context.Context, log *slog.Logger, c Config, target string) error {
+	stopTracing, err := tracing.Setup(ctx, "sbor-"+target, tracing.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = stopTracing(context.WithoutCancel(ctx)) }()
 	if target == "operator" {
 		return runOperator(ctx, log, c)
 	}

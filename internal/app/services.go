@@ -36,11 +36,13 @@ func runTicket(ctx context.Context, log *slog.Logger, c Config, ln net.Listener)
 	return ticket.Run(ctx, log, ticket.Config{
 		DatabaseURL: c.TicketDatabaseURL, MaxConns: c.DBMaxConns, Migrate: c.MigrateOnStart,
 		EventURL: c.EventURL, KafkaBrokers: c.brokers(), TopicPrefix: c.KafkaTopicPrefix,
+		UserURL:      c.UserURL,
 		CreateTopics: c.KafkaCreateTopics, Partitions: c.KafkaPartitions, ReplicationFactor: c.KafkaReplicationFactor,
 		Purchase: ticket.Options{
 			EventStatusTTL: c.TicketEventStatusTTL, BatchSize: c.TicketBatchSize,
 			BatchWait: c.TicketBatchWait, BatchesInFlight: c.TicketBatchesInFlight,
 		},
+		StatsInterval: c.TicketStatsInterval,
 	}, ln)
 }
 

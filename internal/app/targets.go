@@ -73,6 +73,7 @@ func runGateway(ctx context.Context, log *slog.Logger, c Config, ln net.Listener
 	h, err := gateway.Handler(log, cfg, verifier, func(r gateway.Router) {
 		web.MountHealth(r, nil)
 		gateway.MountDocs(r)
+		gateway.MountScanner(r)
 	})
 	if err != nil {
 		return err

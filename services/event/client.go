@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/sbor-dev/sbor/internal/platform/tracing"
 )
 
 // Client calls the event service's internal routes; `sbor remind` (the reminder CronJob)
@@ -30,7 +32,7 @@ func (c Client) Remind(ctx context.Context, id uuid.UUID) (RemindResult, error) 
 	}
 	hc := c.HTTP
 	if hc == nil {
-		hc = &http.Client{Timeout: 10 * time.Second}
+		hc = &http.Client{Timeout: 10 * time.Second, Transport: tracing.Transport(nil)}
 	}
 	resp, err := hc.Do(req)
 	if err != nil {

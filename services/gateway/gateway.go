@@ -5,6 +5,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -23,6 +24,8 @@ import (
 
 	"github.com/sbor-dev/sbor/internal/platform/errs"
 	"github.com/sbor-dev/sbor/internal/platform/identity"
+	"github.com/sbor-dev/sbor/internal/platform/token"
+	"github.com/sbor-dev/sbor/internal/platform/tracing"
 	"github.com/sbor-dev/sbor/internal/platform/web"
 )
 
@@ -41,6 +44,9 @@ type Config struct {
 	UpstreamTimeout time.Duration
 	// MaxIdleConnsPerHost keeps that many connections open to each service for reuse.
 	MaxIdleConnsPerHost int
+	// TokenCacheSize is how many verified access tokens are remembered until they expire
+	// (see tokenCache): 0 means DefaultTokenCacheSize, negative turns the cache off.
+	TokenCacheSize int
 }
 
 // NewTransport returns the pooled transport used towards the services.
@@ -71,6 +77,13 @@ func Handler(log *slog.Logger, cfg Config, verifier TokenVerifier, extra func(Ro
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
+	if v, ok := verifier.(*token.Verifier); ok && cfg.TokenCacheSize >= 0 {
+		size := cfg.TokenCacheSize
+		if size == 0 {
+			size = DefaultTokenCacheSize
+		}
+		verifier = newTokenCache(v, size)
+	}
 	transport := NewTransport(cfg)
 	proxies := map[Upstream]http.Handler{}
 	for _, u := range []Upstream{UpstreamUser, UpstreamEvent, UpstreamTicket, UpstreamNotification} {
@@ -83,11 +96,13 @@ func Handler(log *slog.Logger, cfg Config, verifier TokenVerifier, extra func(Ro
 		if err != nil || target.Host == "" {
 			return nil, errors.New("gateway: bad URL for the " + string(u) + " service")
 		}
-		proxies[u] = newProxy(u, target, transport, cfg.TrustedProxies)
+		proxies[u] = newProxy(u, target, tracing.Transport(transport), cfg.TrustedProxies)
 	}
 
 	r := chi.NewRouter()
-	r.Use(stripClientHeaders, web.RequestContext(log), web.Instrument("gateway"), web.Recover, web.AccessLog, limitBody(cfg.MaxBodyBytes))
+	// Only a trusted proxy (an ingress that traces) may continue its trace into the platform.
+	untrusted := web.UntrustedPeer(func(r *http.Request) bool { return !isTrusted(peerAddr(r.RemoteAddr), cfg.TrustedProxies) })
+	r.Use(stripClientHeaders, web.RequestContext(log), web.Trace(untrusted), web.Instrument("gateway"), web.Recover, web.AccessLog, limitBody(cfg.MaxBodyBytes))
 	if len(cfg.CORSOrigins) > 0 {
 		r.Use(cors.New(cors.Options{
 			AllowedOrigins: cfg.CORSOrigins,
@@ -127,10 +142,36 @@ func limitBody(n int64) func(http.Handler) http.Handler {
 			}
 			body := &clientBody{ReadCloser: http.MaxBytesReader(w, r.Body, n)}
 			r.Body = body
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clientBodyKey{}, body)))
+			r = r.WithContext(context.WithValue(r.Context(), clientBodyKey{}, body))
+			if r.ContentLength > 0 && r.ContentLength <= smallBody {
+				// Read a small body before proxying it: the transport then sends headers and
+				// body in one write, where it would flush the headers, copy a streamed body
+				// through a fresh 32 KiB buffer and write again.
+				b := make([]byte, r.ContentLength)
+				if _, err := io.ReadFull(body, b); err != nil {
+					if !clientFailed(w, r) {
+						web.Error(w, r, errs.New(errs.Invalid, "unreadable_body", "the request body could not be read"))
+					}
+					return
+				}
+				r.Body = io.NopCloser(bytes.NewReader(b))
+			}
+			next.ServeHTTP(w, r)
 		})
 	}
 }
+
+// smallBody is the largest request body the gateway reads whole before proxying it.
+const smallBody = 64 << 10
+
+// proxyBuffers are the ReverseProxy's copy buffers, reused: without a pool it allocates a
+// 32 KiB buffer for every answer it copies.
+var proxyBuffers = &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+
+type bufferPool struct{ pool sync.Pool }
+
+func (p *bufferPool) Get() []byte  { return *p.pool.Get().(*[]byte) }
+func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }
 
 // clientBody remembers why reading the client's request body failed, so that a proxy error
 // caused by the client (too slow for the server's read timeout, gone, over the size limit)
@@ -184,7 +225,7 @@ func clientFailed(w http.ResponseWriter, r *http.Request) bool {
 	if errors.As(err, &ne) && ne.Timeout() {
 		status, code, detail = http.StatusRequestTimeout, "request_timeout", "the request body was not received in time"
 	}
-	web.LoggerFrom(r.Context()).Info("client body failed", "err", err)
+	web.LoggerFrom(r.Context()).InfoContext(r.Context(), "client body failed", "err", err)
 	w.Header().Set("Connection", "close")
 	web.WriteProblem(w, web.Problem{
 		Type: web.ProblemTypeBase + code, Title: http.StatusText(status), Status: status, Detail: detail,
@@ -203,7 +244,8 @@ func notDeployed(u Upstream) http.Handler {
 
 func newProxy(u Upstream, target *url.URL, transport http.RoundTripper, trusted []netip.Prefix) http.Handler {
 	return &httputil.ReverseProxy{
-		Transport: transport,
+		Transport:  transport,
+		BufferPool: proxyBuffers,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.Out.Host = target.Host
@@ -241,7 +283,7 @@ func newProxy(u Upstream, target *url.URL, transport http.RoundTripper, trusted 
 			if errors.Is(err, context.Canceled) {
 				return // the client went away
 			}
-			web.LoggerFrom(r.Context()).Warn("upstream failed", "upstream", string(u), "err", err)
+			web.LoggerFrom(r.Context()).WarnContext(r.Context(), "upstream failed", "upstream", string(u), "err", err)
 			e := errs.New(errs.Unavailable, "upstream_unavailable", "the "+string(u)+" service did not answer; retry shortly")
 			e.RetryAfter = 1
 			web.Error(w, r, e)

@@ -58,6 +58,19 @@ var Routes = []Route{
 	{http.MethodGet, "/api/tickets/{id}/qr", UpstreamTicket, Required},
 	{http.MethodPost, "/api/tickets/{id}/validate", UpstreamTicket, Required},
 	{http.MethodPost, "/api/tickets/{id}/checkin", UpstreamTicket, Required},
+	// Ticket transfer (issue 10).
+	{http.MethodPost, "/api/tickets/{id}/transfer", UpstreamTicket, Required},
+
+	// Door staff and live counts (issue 10). DELETE .../staff/{user_id} is the one route with
+	// a second path parameter; the first is {id} everywhere.
+	{http.MethodGet, "/api/events/{id}/staff", UpstreamTicket, Required},
+	{http.MethodPost, "/api/events/{id}/staff", UpstreamTicket, Required},
+	{http.MethodDelete, "/api/events/{id}/staff/{user_id}", UpstreamTicket, Required},
+	{http.MethodGet, "/api/staff/events", UpstreamTicket, Required},
+	{http.MethodGet, "/api/events/{id}/stats", UpstreamTicket, Required},
+	// Signed ticket codes (issue 10): the event's public keys and revocation list, for scanners.
+	{http.MethodGet, "/api/events/{id}/scanner-keys", UpstreamTicket, Required},
+	{http.MethodGet, "/api/events/{id}/revocations", UpstreamTicket, Required},
 
 	{http.MethodGet, "/api/notifications", UpstreamNotification, Required},
 	{http.MethodGet, "/api/notifications/unread-count", UpstreamNotification, Required},

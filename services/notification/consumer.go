@@ -2,12 +2,14 @@ package notification
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/sbor-dev/sbor/internal/platform/cloudevent"
@@ -21,9 +23,9 @@ const DefaultConsumerGroup = "sbor-notification"
 
 // Topics returns the topics the service consumes under a topic prefix.
 func Topics(prefix string) []string {
-	out := make([]string, len(Types))
-	for i, t := range Types {
-		out[i] = prefix + string(t)
+	out := make([]string, len(Consumed))
+	for i, t := range Consumed {
+		out[i] = prefix + t
 	}
 	return out
 }
@@ -41,21 +43,115 @@ type MessageHandler struct {
 
 // Handle handles one message.
 func (h *MessageHandler) Handle(ctx context.Context, msg kafka.Message) error {
-	ev, err := cloudevent.Decode(msg.Value)
+	ev, src, err := h.decode(msg)
 	if err != nil {
+		return err
+	}
+	if Type(ev.Type) == TypeTicketPurchased {
+		p, err := purchaseOf(ev, src)
+		if err != nil {
+			return err
+		}
+		return refusedData(h.Core.TicketsPurchased(ctx, []Purchase{p}))
+	}
+	return h.handleEvent(ctx, ev, src)
+}
+
+// HandleBatch handles the messages the consumer fetched together: the purchases with one
+// insert for all of them, then the other events one at a time. When the database is
+// unavailable the insert fails every purchase of the batch (none was stored), to be retried
+// together; any other failure of the insert is retried one purchase at a time at once, and a
+// purchase whose data the database refuses is parked (refusedData).
+func (h *MessageHandler) HandleBatch(ctx context.Context, batch []kafkabus.Message) []error {
+	results := make([]error, len(batch))
+	purchases := make([]Purchase, 0, len(batch))
+	var purchaseAt, others []int
+	events := make([]cloudevent.Event, len(batch))
+	sources := make([]Source, len(batch))
+	for i, m := range batch {
+		ev, src, err := h.decode(m.Message)
+		if err != nil {
+			results[i] = err
+			continue
+		}
+		if Type(ev.Type) != TypeTicketPurchased {
+			events[i], sources[i] = ev, src
+			others = append(others, i)
+			continue
+		}
+		p, err := purchaseOf(ev, src)
+		if err != nil {
+			results[i] = err
+			continue
+		}
+		purchases = append(purchases, p)
+		purchaseAt = append(purchaseAt, i)
+	}
+	if len(purchases) > 0 {
+		err := h.Core.TicketsPurchased(ctx, purchases)
+		switch {
+		case err == nil:
+		case errs.Is(err, errs.Unavailable):
+			for _, i := range purchaseAt {
+				results[i] = err
+			}
+		case len(purchases) == 1:
+			results[purchaseAt[0]] = refusedData(err)
+		default:
+			// Not the database being away: perhaps one purchase the database refuses. Insert
+			// them one by one, so that one does not hold back the others.
+			for j, i := range purchaseAt {
+				results[i] = refusedData(h.Core.TicketsPurchased(batch[i].Ctx, purchases[j:j+1]))
+			}
+		}
+	}
+	for _, i := range others {
+		results[i] = h.handleEvent(batch[i].Ctx, events[i], sources[i])
+	}
+	return results
+}
+
+// refusedData makes the database's refusal of the data itself (SQLSTATE class 22, such as a
+// NUL byte in a text) a permanent failure: storing the same data again cannot succeed, and
+// retrying it would hold back its partition for good.
+func refusedData(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "22") {
 		return kafkabus.Permanent(err)
 	}
-	if topicType, ok := strings.CutPrefix(msg.Topic, h.TopicPrefix); !ok || topicType != ev.Type {
-		return kafkabus.Permanent(fmt.Errorf("%w: type %q on topic %q", cloudevent.ErrInvalid, ev.Type, msg.Topic))
+	return err
+}
+
+// decode reads a message's CloudEvent and checks that it travelled on its own type's topic;
+// a message that fails either never will be handled (a permanent error).
+func (h *MessageHandler) decode(msg kafka.Message) (cloudevent.Event, Source, error) {
+	ev, err := cloudevent.Decode(msg.Value)
+	if err != nil {
+		return ev, Source{}, kafkabus.Permanent(err)
 	}
-	src := Source{ID: ev.ID, Time: ev.Time}
+	if topicType, ok := strings.CutPrefix(msg.Topic, h.TopicPrefix); !ok || topicType != ev.Type {
+		return ev, Source{}, kafkabus.Permanent(fmt.Errorf("%w: type %q on topic %q", cloudevent.ErrInvalid, ev.Type, msg.Topic))
+	}
+	return ev, Source{ID: ev.ID, Time: ev.Time}, nil
+}
+
+// purchaseOf reads a ticket.purchased event's data; data that cannot be notified is a
+// permanent error.
+func purchaseOf(ev cloudevent.Event, src Source) (Purchase, error) {
+	var d cloudevent.TicketData
+	if err := ev.DecodeData(&d); err != nil {
+		return Purchase{}, kafkabus.Permanent(err)
+	}
+	if err := ValidatePurchase(d); err != nil {
+		return Purchase{}, kafkabus.Permanent(err)
+	}
+	return Purchase{Source: src, Ticket: d}, nil
+}
+
+// handleEvent handles an event other than a purchase.
+func (h *MessageHandler) handleEvent(ctx context.Context, ev cloudevent.Event, src Source) error {
+	var err error
 	switch Type(ev.Type) {
-	case TypeTicketPurchased:
-		var d cloudevent.TicketData
-		if err := ev.DecodeData(&d); err != nil {
-			return kafkabus.Permanent(err)
-		}
-		err = h.Core.TicketPurchased(ctx, src, d)
 	case TypeEventCancelled:
 		var d cloudevent.EventData
 		if err := ev.DecodeData(&d); err != nil {
@@ -68,6 +164,13 @@ func (h *MessageHandler) Handle(ctx context.Context, msg kafka.Message) error {
 			return kafkabus.Permanent(err)
 		}
 		err = h.Core.EventReminder(ctx, src, d)
+	case Type(cloudevent.TypeTicketTransferred):
+		var d cloudevent.TicketTransferData
+		if err := ev.DecodeData(&d); err != nil {
+			return kafkabus.Permanent(err)
+		}
+		// Text the database refuses (a NUL byte in a title) is permanent, as for purchases.
+		err = refusedData(h.Core.TicketTransferred(ctx, src, d))
 	default:
 		return kafkabus.Permanent(fmt.Errorf("%w: unknown type %q", cloudevent.ErrInvalid, ev.Type))
 	}
@@ -88,7 +191,7 @@ func (h *MessageHandler) DeadLetter(ctx context.Context, msg kafka.Message, caus
 		return err
 	}
 	deadLettersTotal.WithLabelValues(msg.Topic).Inc()
-	h.Log.Warn("message parked in dead_letters", "where", kafkabus.Where(msg), "err", cause)
+	h.Log.WarnContext(ctx, "message parked in dead_letters", "where", kafkabus.Where(msg), "err", cause)
 	return nil
 }
 
@@ -100,6 +203,14 @@ func cleanText(s string) string {
 	return strings.ReplaceAll(s, "\x00", "\uFFFD")
 }
 
+// Batching of the consumer: the purchases fetched together are notified with one insert,
+// one commit. A lone message waits BatchWait for company; at the peak of a sale the batch
+// fills from the backlog at once. See kafkabus.BatchHandler.
+const (
+	MaxBatch  = 500
+	BatchWait = 5 * time.Millisecond
+)
+
 // NewConsumer returns the Kafka consumer of the service's topics, in the given group.
 func NewConsumer(h *MessageHandler, brokers []string, group string) *kafkabus.Consumer {
 	if group == "" {
@@ -107,7 +218,8 @@ func NewConsumer(h *MessageHandler, brokers []string, group string) *kafkabus.Co
 	}
 	return &kafkabus.Consumer{
 		Brokers: brokers, Group: group, Topics: Topics(h.TopicPrefix),
-		Handler: h.Handle, DeadLetter: h.DeadLetter, Log: h.Log, MaxBackoff: 5 * time.Second,
+		Handler: h.Handle, BatchHandler: h.HandleBatch, MaxBatch: MaxBatch, BatchWait: BatchWait,
+		DeadLetter: h.DeadLetter, Log: h.Log, MaxBackoff: 5 * time.Second,
 	}
 }
 

@@ -10,17 +10,27 @@ import (
 	"github.com/sbor-dev/sbor/internal/platform/cloudevent"
 )
 
-// Type says what a notification is about; it is the type of the CloudEvent that caused it.
+// Type says what a notification is about: the type of the CloudEvent that caused it, or, for
+// a transfer, which side of it the user was on.
 type Type string
 
 const (
 	TypeTicketPurchased Type = cloudevent.TypeTicketPurchased
 	TypeEventCancelled  Type = cloudevent.TypeEventCancelled
 	TypeEventReminder   Type = cloudevent.TypeEventReminder
+	// From ticket.transferred: the holder who gave the ticket away, and its recipient.
+	TypeTicketTransferredOut Type = "ticket_transferred_out"
+	TypeTicketTransferredIn  Type = "ticket_transferred_in"
 )
 
-// Types are the notification types, which are also the topics the service consumes.
-var Types = []Type{TypeTicketPurchased, TypeEventCancelled, TypeEventReminder}
+// Types are the notification types.
+var Types = []Type{TypeTicketPurchased, TypeEventCancelled, TypeEventReminder, TypeTicketTransferredOut, TypeTicketTransferredIn}
+
+// Consumed are the CloudEvent types the service consumes, which are also its topics.
+var Consumed = []string{
+	cloudevent.TypeTicketPurchased, cloudevent.TypeEventCancelled, cloudevent.TypeEventReminder,
+	cloudevent.TypeTicketTransferred,
+}
 
 // Notification is one message shown to one user.
 type Notification struct {
@@ -49,6 +59,8 @@ type Holder struct {
 // Ticket statuses the holder listing filters on.
 const (
 	TicketActive = "active"
+	// TicketTransferred is a ticket its holder gave away: they hold it no longer.
+	TicketTransferred = "transferred"
 	// AnyStatus lists every ticket of an event, whatever its status.
 	AnyStatus = ""
 )
@@ -127,4 +139,24 @@ func reminderText(d cloudevent.EventData) (title, body string) {
 		body += " at " + venue
 	}
 	return "Reminder", body + "."
+}
+
+// transferredOutText is the title and body of the notification of a ticket's former holder.
+func transferredOutText(d cloudevent.TicketTransferData) (title, body string) {
+	return "Ticket transferred", fmt.Sprintf("Your %s for %s has been transferred to another attendee; its old code no longer works.",
+		ticketName(d.TicketType), quoted(d.EventTitle))
+}
+
+// transferredInText is the title and body of the notification of a ticket's recipient.
+func transferredInText(d cloudevent.TicketTransferData) (title, body string) {
+	return "Ticket received", fmt.Sprintf("You have been given a %s for %s. It is in your tickets, with its own code.",
+		ticketName(d.TicketType), quoted(d.EventTitle))
+}
+
+// ticketName says "VIP ticket", or just "ticket" for an unknown type.
+func ticketName(kind string) string {
+	if name, ok := ticketTypeNames[kind]; ok {
+		return name + " ticket"
+	}
+	return "ticket"
 }

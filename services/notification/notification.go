@@ -3,11 +3,15 @@
 //
 //   - ticket.purchased → one "ticket purchased" notification for the buyer;
 //   - event.cancelled → one notification for every holder of a ticket of the event, however
-//     many tickets they hold, the holders paged from the ticket service's internal route;
-//   - event.reminder → the same for holders of active tickets.
+//     many tickets they hold, the holders paged from the ticket service's internal route
+//     (a ticket its holder transferred away no longer counts as theirs);
+//   - event.reminder → the same for holders of active tickets;
+//   - ticket.transferred → one notification for the former holder (ticket_transferred_out)
+//     and one for the recipient (ticket_transferred_in), transfer.go.
 //
 // Every notification is keyed by (source CloudEvent id, user, type) with a unique constraint
-// and inserted ON CONFLICT DO NOTHING, one statement per page of holders. That, and offsets
+// and inserted ON CONFLICT DO NOTHING, one statement per page of holders and one per batch of
+// purchases the consumer fetched together (up to MaxBatch). That, and offsets
 // committed only after the insert, make handling idempotent in the database rather than in
 // memory: a redelivered message, a consumer that crashed half-way through a page of holders,
 // and two replicas handling the same message all leave exactly one notification per user.
@@ -68,9 +72,24 @@ func invalidData(format string, args ...any) error {
 	return errs.Newf(errs.Invalid, "invalid_event_data", format, args...)
 }
 
+// Purchase is one ticket.purchased event: its source and its data.
+type Purchase struct {
+	Source Source
+	Ticket cloudevent.TicketData
+}
+
 // TicketPurchased notifies the buyer of a ticket. Data that names no ticket, event or buyer
 // is Invalid: no retry can fix it.
 func (c *Core) TicketPurchased(ctx context.Context, src Source, d cloudevent.TicketData) error {
+	if err := ValidatePurchase(d); err != nil {
+		return err
+	}
+	return c.TicketsPurchased(ctx, []Purchase{{Source: src, Ticket: d}})
+}
+
+// ValidatePurchase says whether a ticket.purchased event can ever be notified: it must name
+// its ticket, event and buyer.
+func ValidatePurchase(d cloudevent.TicketData) error {
 	switch {
 	case d.TicketID == uuid.Nil:
 		return invalidData("ticket.purchased without ticket_id")
@@ -79,14 +98,47 @@ func (c *Core) TicketPurchased(ctx context.Context, src Source, d cloudevent.Tic
 	case d.UserID == uuid.Nil:
 		return invalidData("ticket.purchased without user_id")
 	}
-	title, body := purchasedText(d)
-	ticketID := d.TicketID
-	n := Notification{
-		ID: newID(), UserID: d.UserID, Type: TypeTicketPurchased, Title: title, Body: body,
-		EventID: d.EventID, TicketID: &ticketID, SourceID: src.ID,
+	return nil
+}
+
+// TicketsPurchased notifies the buyers of several tickets with one statement (the consumer
+// hands over what it fetched together: one commit for the lot instead of one per ticket).
+// Every purchase must have passed ValidatePurchase. As for one purchase, a notification
+// already stored for the same event is skipped in SQL, and a failure stores none of them.
+func (c *Core) TicketsPurchased(ctx context.Context, ps []Purchase) error {
+	ns := make([]Notification, 0, len(ps))
+	sent := make(map[uuid.UUID]time.Time, len(ps)) // notification id → its fact's time
+	seen := make(map[string]bool, len(ps))
+	for _, p := range ps {
+		if seen[p.Source.ID] {
+			continue // the same event twice in one batch: the unique key would skip it anyway
+		}
+		seen[p.Source.ID] = true
+		title, body := purchasedText(p.Ticket)
+		ticketID := p.Ticket.TicketID
+		n := Notification{
+			ID: newID(), UserID: p.Ticket.UserID, Type: TypeTicketPurchased, Title: title, Body: body,
+			EventID: p.Ticket.EventID, TicketID: &ticketID, SourceID: p.Source.ID,
+		}
+		ns = append(ns, n)
+		sent[n.ID] = p.Source.Time
 	}
-	_, err := c.insert(ctx, src, TypeTicketPurchased, []Notification{n})
-	return err
+	created, err := c.store.InsertNew(ctx, ns)
+	if err != nil {
+		return err
+	}
+	if len(created) == 0 {
+		return nil
+	}
+	createdTotal.WithLabelValues(string(TypeTicketPurchased)).Add(float64(len(created)))
+	h := delaySeconds.WithLabelValues(string(TypeTicketPurchased))
+	now := c.now()
+	for _, id := range created {
+		if t := sent[id]; !t.IsZero() {
+			h.Observe(max(now.Sub(t).Seconds(), 0))
+		}
+	}
+	return nil
 }
 
 // EventCancelled notifies every holder of a ticket of the event, whatever the ticket's
@@ -107,7 +159,7 @@ func (c *Core) EventReminder(ctx context.Context, src Source, d cloudevent.Event
 		return invalidData("event.reminder without event_id")
 	}
 	if d.Status == "cancelled" {
-		c.log.Info("reminder for a cancelled event dropped", "event_id", d.EventID, "source_id", src.ID)
+		c.log.InfoContext(ctx, "reminder for a cancelled event dropped", "event_id", d.EventID, "source_id", src.ID)
 		return nil
 	}
 	title, body := reminderText(d)
@@ -132,7 +184,8 @@ func (c *Core) notifyHolders(ctx context.Context, src Source, typ Type, eventID 
 		seen := make(map[uuid.UUID]bool, len(page.Items))
 		ns := make([]Notification, 0, len(page.Items))
 		for _, h := range page.Items {
-			if h.UserID == uuid.Nil || seen[h.UserID] {
+			// A ticket given away is no longer its former holder's concern.
+			if h.UserID == uuid.Nil || seen[h.UserID] || h.Status == TicketTransferred {
 				continue
 			}
 			seen[h.UserID] = true
@@ -154,7 +207,7 @@ func (c *Core) notifyHolders(ctx context.Context, src Source, typ Type, eventID 
 		}
 		cursor = page.NextCursor
 	}
-	c.log.Info("holders notified", "type", typ, "event_id", eventID, "source_id", src.ID, "pages", pages, "new", inserted)
+	c.log.InfoContext(ctx, "holders notified", "type", typ, "event_id", eventID, "source_id", src.ID, "pages", pages, "new", inserted)
 	return nil
 }
 

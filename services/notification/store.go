@@ -53,27 +53,59 @@ func (s *Store) Insert(ctx context.Context, ns []Notification) (int64, error) {
 	if len(ns) == 0 {
 		return 0, nil
 	}
-	ids := make([]uuid.UUID, len(ns))
-	users := make([]uuid.UUID, len(ns))
-	types := make([]string, len(ns))
-	titles := make([]string, len(ns))
-	bodies := make([]string, len(ns))
-	events := make([]uuid.UUID, len(ns))
-	tickets := make([]*uuid.UUID, len(ns))
-	sources := make([]string, len(ns))
-	for i, n := range ns {
-		ids[i], users[i], types[i], titles[i], bodies[i] = n.ID, n.UserID, string(n.Type), n.Title, n.Body
-		events[i], tickets[i], sources[i] = n.EventID, n.TicketID, n.SourceID
-	}
+	cols := toColumns(ns)
 	tag, err := s.pool.Exec(ctx, `
 		INSERT INTO notifications (id, user_id, type, title, body, event_id, ticket_id, source_id)
 		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::uuid[], $7::uuid[], $8::text[])
 		ON CONFLICT ON CONSTRAINT notifications_source_user_type_key DO NOTHING`,
-		ids, users, types, titles, bodies, events, tickets, sources)
+		cols.ids, cols.users, cols.types, cols.titles, cols.bodies, cols.events, cols.tickets, cols.sources)
 	if err != nil {
 		return 0, db.Unavailable(err)
 	}
 	return tag.RowsAffected(), nil
+}
+
+// InsertNew is Insert that returns the ids of the notifications that were new.
+func (s *Store) InsertNew(ctx context.Context, ns []Notification) ([]uuid.UUID, error) {
+	if len(ns) == 0 {
+		return nil, nil
+	}
+	cols := toColumns(ns)
+	rows, err := s.pool.Query(ctx, `
+		INSERT INTO notifications (id, user_id, type, title, body, event_id, ticket_id, source_id)
+		SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::uuid[], $7::uuid[], $8::text[])
+		ON CONFLICT ON CONSTRAINT notifications_source_user_type_key DO NOTHING
+		RETURNING id`,
+		cols.ids, cols.users, cols.types, cols.titles, cols.bodies, cols.events, cols.tickets, cols.sources)
+	if err != nil {
+		return nil, db.Unavailable(err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		return nil, db.Unavailable(err)
+	}
+	return ids, nil
+}
+
+// notificationArrays are notifications as one array per column, for unnest.
+type notificationArrays struct {
+	ids, users, events []uuid.UUID
+	tickets            []*uuid.UUID
+	types, titles      []string
+	bodies, sources    []string
+}
+
+func toColumns(ns []Notification) notificationArrays {
+	c := notificationArrays{
+		ids: make([]uuid.UUID, len(ns)), users: make([]uuid.UUID, len(ns)), events: make([]uuid.UUID, len(ns)),
+		tickets: make([]*uuid.UUID, len(ns)), types: make([]string, len(ns)), titles: make([]string, len(ns)),
+		bodies: make([]string, len(ns)), sources: make([]string, len(ns)),
+	}
+	for i, n := range ns {
+		c.ids[i], c.users[i], c.types[i], c.titles[i], c.bodies[i] = n.ID, n.UserID, string(n.Type), n.Title, n.Body
+		c.events[i], c.tickets[i], c.sources[i] = n.EventID, n.TicketID, n.SourceID
+	}
+	return c
 }
 
 // List returns up to limit of a user's notifications, newest first, after the cursor

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/sbor-dev/sbor/internal/platform/tracing"
 )
 
 // TicketClient lists an event's tickets from the ticket service's internal route
@@ -24,7 +26,7 @@ type TicketClient struct {
 
 // NewTicketClient returns a client of the ticket service at baseURL.
 func NewTicketClient(baseURL string) *TicketClient {
-	return &TicketClient{BaseURL: strings.TrimSuffix(baseURL, "/"), HTTP: &http.Client{Timeout: 10 * time.Second}}
+	return &TicketClient{BaseURL: strings.TrimSuffix(baseURL, "/"), HTTP: &http.Client{Timeout: 10 * time.Second, Transport: tracing.Transport(nil)}}
 }
 
 type holderJSON struct {

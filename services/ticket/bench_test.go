@@ -120,9 +120,9 @@ func BenchmarkPurchase(b *testing.B) {
 						p.IdempotencyKey = uuid.NewString()
 					}
 					caller := identity.Identity{UserID: uuid.New(), Role: identity.RoleUser}
-					np, err := core.preparePurchase(caller, p, tt, render)
+					np, err := core.preparePurchase(ctx, caller, p, tt, render)
 					if err == nil {
-						_, err = store.PurchaseBatch(ctx, tt, []newPurchase{np})
+						_, _, err = store.PurchaseBatch(ctx, tt, []newPurchase{np})
 					}
 					if err != nil {
 						b.Error(err)

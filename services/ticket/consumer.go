@@ -55,7 +55,7 @@ func cancellationHandler(store *Store, log *slog.Logger, recorded func(eventID u
 		if recorded != nil {
 			recorded(data.EventID)
 		}
-		log.Info("event cancelled", "event_id", data.EventID, "tickets_cancelled", n, "message_id", ev.ID)
+		log.InfoContext(ctx, "event cancelled", "event_id", data.EventID, "tickets_cancelled", n, "message_id", ev.ID)
 		return nil
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/sbor-dev/sbor/internal/platform/errs"
+	"github.com/sbor-dev/sbor/internal/platform/tracing"
 )
 
 // EventInfo is what the ticket service needs to know of an event, from the event service's
@@ -63,7 +64,7 @@ func NewEventClient(baseURL string, timeout time.Duration) *EventClient {
 	}
 	return &EventClient{
 		baseURL: strings.TrimRight(baseURL, "/"),
-		http:    &http.Client{Transport: transport, Timeout: timeout},
+		http:    &http.Client{Transport: tracing.Transport(transport), Timeout: timeout},
 	}
 }
 

@@ -27,13 +27,14 @@ type ticketTypeJSON struct {
 	Available  int       `json:"available"`
 	SalesStart time.Time `json:"sales_start"`
 	SalesEnd   time.Time `json:"sales_end"`
+	MaxPerUser *int      `json:"max_per_user"`
 }
 
 func toTicketTypeJSON(tt TicketType) ticketTypeJSON {
 	return ticketTypeJSON{
 		ID: tt.ID.String(), EventID: tt.EventID.String(), Type: string(tt.Kind), PriceCents: tt.PriceCents,
 		Currency: tt.Currency, Quantity: tt.Quantity, Sold: tt.Sold, Available: tt.Available(),
-		SalesStart: tt.SalesStart.UTC(), SalesEnd: tt.SalesEnd.UTC(),
+		SalesStart: tt.SalesStart.UTC(), SalesEnd: tt.SalesEnd.UTC(), MaxPerUser: tt.MaxPerUser,
 	}
 }
 
@@ -49,15 +50,18 @@ type newTicketTypeRequest struct {
 	Quantity   *int       `json:"quantity"`
 	SalesStart *time.Time `json:"sales_start"`
 	SalesEnd   *time.Time `json:"sales_end"`
+	MaxPerUser *int       `json:"max_per_user"`
 }
 
 func toNewTicketType(r newTicketTypeRequest) NewTicketType {
-	return NewTicketType{Kind: r.Type, PriceCents: r.PriceCents, Currency: r.Currency, Quantity: r.Quantity, SalesStart: r.SalesStart, SalesEnd: r.SalesEnd}
+	return NewTicketType{Kind: r.Type, PriceCents: r.PriceCents, Currency: r.Currency, Quantity: r.Quantity,
+		SalesStart: r.SalesStart, SalesEnd: r.SalesEnd, MaxPerUser: r.MaxPerUser}
 }
 
 type ticketJSON struct {
 	ID           string     `json:"id"`
 	Code         string     `json:"code"`
+	SignedCode   string     `json:"signed_code"`
 	Status       string     `json:"status"`
 	EventID      string     `json:"event_id"`
 	TicketTypeID string     `json:"ticket_type_id"`
@@ -68,7 +72,7 @@ type ticketJSON struct {
 
 func toTicketJSON(t Ticket) ticketJSON {
 	return ticketJSON{
-		ID: t.ID.String(), Code: t.Code, Status: string(t.Status), EventID: t.EventID.String(),
+		ID: t.ID.String(), Code: t.Code, SignedCode: t.SignedCode, Status: string(t.Status), EventID: t.EventID.String(),
 		TicketTypeID: t.TicketTypeID.String(), UserID: t.UserID.String(), PurchasedAt: t.PurchasedAt.UTC(),
 		CheckedInAt: utcPtr(t.CheckedInAt),
 	}
@@ -141,6 +145,7 @@ func Routes(r chi.Router, core *Core) {
 	r.Post("/api/tickets/{id}/validate", h.validate)
 	r.Post("/api/tickets/{id}/checkin", h.checkIn)
 	r.Get("/internal/events/{id}/tickets", h.holders)
+	SigningRoutes(r, core)
 }
 
 // eventIDParam parses the {id} of an event route; a malformed id names no event.
@@ -232,6 +237,10 @@ func (h handlers) purchase(w http.ResponseWriter, r *http.Request) {
 		p.IdempotencyKey = key[0]
 	}
 	res, err := h.core.Purchase(r.Context(), caller, p, func(t Ticket) ([]byte, error) {
+		t, err := h.core.SignTicket(r.Context(), t)
+		if err != nil {
+			return nil, err
+		}
 		return json.Marshal(toTicketJSON(t))
 	})
 	if err != nil {
@@ -264,6 +273,9 @@ func (h handlers) eventTickets(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := h.core.EventTickets(r.Context(), caller, eventID, pr)
+	if err == nil {
+		err = h.core.SignTickets(r.Context(), p.Items)
+	}
 	if err != nil {
 		web.Error(w, r, err)
 		return
@@ -284,6 +296,9 @@ func (h handlers) myTickets(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, err := h.core.MyTickets(r.Context(), caller, pr)
+	if err == nil {
+		err = h.core.SignTickets(r.Context(), p.Items)
+	}
 	if err != nil {
 		web.Error(w, r, err)
 		return
@@ -338,6 +353,9 @@ func (h handlers) checkIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t, err := h.core.CheckIn(r.Context(), caller, chi.URLParam(r, "id"))
+	if err == nil {
+		t, err = h.core.SignTicket(r.Context(), t)
+	}
 	if err != nil {
 		web.Error(w, r, err)
 		return

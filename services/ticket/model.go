@@ -32,10 +32,14 @@ const (
 	StatusActive    Status = "active"
 	StatusUsed      Status = "used"
 	StatusCancelled Status = "cancelled"
+	// StatusTransferred is a ticket its holder gave to another user, who got a new ticket.
+	StatusTransferred Status = "transferred"
 )
 
 // Valid reports whether s is a known status.
-func (s Status) Valid() bool { return s == StatusActive || s == StatusUsed || s == StatusCancelled }
+func (s Status) Valid() bool {
+	return s == StatusActive || s == StatusUsed || s == StatusCancelled || s == StatusTransferred
+}
 
 // TicketType is what can be bought for an event, with its counter of sold tickets.
 type TicketType struct {
@@ -52,6 +56,8 @@ type TicketType struct {
 	Sold       int
 	SalesStart time.Time
 	SalesEnd   time.Time
+	// MaxPerUser, if set, caps how many tickets of the type one user may buy.
+	MaxPerUser *int
 	// EventCancelledAt is set when the event's cancellation reached this service.
 	EventCancelledAt *time.Time
 	CreatedAt        time.Time
@@ -74,6 +80,8 @@ const (
 	// at most ten years ahead; the bound also keeps every time inside what RFC 3339 (and so
 	// a JSON answer) can carry: "0000-01-01T00:00:00+01:00" is year -1 in UTC.
 	MaxSalesSpan = 10 * 366 * 24 * time.Hour
+	// MaxPerUserLimit is the highest purchase limit a type may set.
+	MaxPerUserLimit = 100
 )
 
 // NewTicketType is what the organizer sends to create a type. Nil fields were absent.
@@ -84,6 +92,7 @@ type NewTicketType struct {
 	Quantity   *int
 	SalesStart *time.Time
 	SalesEnd   *time.Time
+	MaxPerUser *int
 }
 
 // ValidNewTicketType is a NewTicketType that passed Validate.
@@ -94,6 +103,8 @@ type ValidNewTicketType struct {
 	Quantity   int
 	SalesStart time.Time
 	SalesEnd   time.Time
+	// MaxPerUser is nil for no limit.
+	MaxPerUser *int
 }
 
 // Validate checks the fields that do not depend on the event and returns them normalised
@@ -134,6 +145,16 @@ func (nt NewTicketType) Validate(now time.Time) (ValidNewTicketType, error) {
 		v.Add("quantity", "must be from 1 to 1000000")
 	default:
 		out.Quantity = *nt.Quantity
+	}
+	switch {
+	case nt.MaxPerUser == nil:
+	case *nt.MaxPerUser < 1 || *nt.MaxPerUser > MaxPerUserLimit:
+		v.Add("max_per_user", "must be from 1 to 100")
+	case nt.Quantity != nil && *nt.MaxPerUser > *nt.Quantity:
+		v.Add("max_per_user", "must not be more than quantity")
+	default:
+		limit := *nt.MaxPerUser
+		out.MaxPerUser = &limit
 	}
 	switch {
 	case nt.SalesStart == nil:
@@ -188,13 +209,21 @@ type Ticket struct {
 	PurchasedAt time.Time
 	CheckedInAt *time.Time
 	CancelledAt *time.Time
+	// TransferredAt is set when the ticket was given to another user (status transferred).
+	TransferredAt *time.Time
+	// TransferredFrom is the ticket this one replaced, when it came from a transfer.
+	TransferredFrom *uuid.UUID
+	// SignedCode is the ticket's signed code (signing.go), set by Core.SignTickets before
+	// the ticket is shown; it is not stored.
+	SignedCode string
 }
 
 // Validation is the answer to "may this ticket get in?".
 type Validation struct {
 	Valid  bool
 	Status Status
-	// Reason is empty for a valid ticket, else a stable code: already_used, ticket_cancelled.
+	// Reason is empty for a valid ticket, else a stable code: already_used, ticket_cancelled,
+	// transferred.
 	Reason string
 }
 

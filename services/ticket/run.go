@@ -33,8 +33,14 @@ type Config struct {
 	MaxConns    int32
 	Migrate     bool
 	// EventURL is the event service's base URL, for GET /internal/events/{id}.
-	EventURL     string
-	KafkaBrokers []string
+	EventURL string
+	// UserURL is the user service's base URL, for GET /internal/users?email= (door staff,
+	// transfers). Empty: those lookups answer 503, everything else works.
+	UserURL string
+	// StatsInterval is how long a GET /api/events/{id}/stats snapshot is served before it is
+	// refreshed (DefaultStatsInterval, 1 s, when 0): the staleness bound of live counts.
+	StatsInterval time.Duration
+	KafkaBrokers  []string
 	// TopicPrefix is prepended to every topic, published and consumed.
 	TopicPrefix string
 	// CreateTopics creates the topics this service uses, if missing, at start.
@@ -79,6 +85,11 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config, ln net.Listener) err
 	}
 	events := NewEventClient(cfg.EventURL, EventTimeout)
 	defer events.Close()
+	if cfg.UserURL == "" {
+		log.Warn("no user service URL configured (SBOR_USER_URL): granting door staff answers 503")
+	}
+	users := NewUserClient(cfg.UserURL, UserTimeout)
+	defer users.Close()
 	store := NewStore(pool)
 	core := NewCoreWith(store, events, cfg.Purchase)
 
@@ -94,6 +105,8 @@ func Run(ctx context.Context, log *slog.Logger, cfg Config, ln net.Listener) err
 	r := web.NewRouter(log, web.Service("ticket"))
 	web.MountHealth(r, map[string]web.ReadinessCheck{"database": db.Ready(pool)})
 	Routes(r, core)
+	StaffRoutes(r, NewStaff(store, events, users, cfg.StatsInterval))
+	TransferRoutes(r, NewTransfers(core, users))
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return web.Serve(ctx, log, "ticket", ln, r) })

@@ -44,6 +44,7 @@ type ticketTypeRow struct {
 	Sold             int        `db:"sold"`
 	SalesStart       time.Time  `db:"sales_start"`
 	SalesEnd         time.Time  `db:"sales_end"`
+	MaxPerUser       *int       `db:"max_per_user"`
 	EventCancelledAt *time.Time `db:"event_cancelled_at"`
 	CreatedAt        time.Time  `db:"created_at"`
 }
@@ -52,13 +53,13 @@ func (r ticketTypeRow) toTicketType() TicketType {
 	return TicketType{
 		ID: r.ID, EventID: r.EventID, OrganizerID: r.OrganizerID, EventTitle: r.EventTitle,
 		Kind: Kind(r.Type), PriceCents: r.PriceCents, Currency: r.Currency, Quantity: r.Quantity, Sold: r.Sold,
-		SalesStart: r.SalesStart.UTC(), SalesEnd: r.SalesEnd.UTC(), EventCancelledAt: utcPtr(r.EventCancelledAt),
+		SalesStart: r.SalesStart.UTC(), SalesEnd: r.SalesEnd.UTC(), MaxPerUser: r.MaxPerUser, EventCancelledAt: utcPtr(r.EventCancelledAt),
 		CreatedAt: r.CreatedAt.UTC(),
 	}
 }
 
 const ticketTypeColumns = `id, event_id, organizer_id, event_title, type, price_cents, currency, quantity, sold,
-	sales_start, sales_end, event_cancelled_at, created_at`
+	sales_start, sales_end, max_per_user, event_cancelled_at, created_at`
 
 // ticketRow is the tickets table's shape.
 type ticketRow struct {
@@ -72,6 +73,9 @@ type ticketRow struct {
 	PurchasedAt  time.Time  `db:"purchased_at"`
 	CheckedInAt  *time.Time `db:"checked_in_at"`
 	CancelledAt  *time.Time `db:"cancelled_at"`
+	// Transfers (migrations/00005).
+	TransferredAt   *time.Time `db:"transferred_at"`
+	TransferredFrom *uuid.UUID `db:"transferred_from"`
 }
 
 func (r ticketRow) toTicket() Ticket {
@@ -79,10 +83,12 @@ func (r ticketRow) toTicket() Ticket {
 		ID: r.ID, Code: r.Code, EventID: r.EventID, TicketTypeID: r.TicketTypeID, UserID: r.UserID,
 		OrganizerID: r.OrganizerID, Status: Status(r.Status), PurchasedAt: r.PurchasedAt.UTC(),
 		CheckedInAt: utcPtr(r.CheckedInAt), CancelledAt: utcPtr(r.CancelledAt),
+		TransferredAt: utcPtr(r.TransferredAt), TransferredFrom: r.TransferredFrom,
 	}
 }
 
-const ticketColumns = `id, code, event_id, ticket_type_id, user_id, organizer_id, status, purchased_at, checked_in_at, cancelled_at`
+const ticketColumns = `id, code, event_id, ticket_type_id, user_id, organizer_id, status, purchased_at, checked_in_at, cancelled_at,
+	transferred_at, transferred_from`
 
 // storeError passes business errors through and maps the rest with db.Unavailable.
 func storeError(err error) error {
@@ -119,11 +125,15 @@ func (s *Store) CreateTicketType(ctx context.Context, tt TicketType) (TicketType
 		if cancelled {
 			return errEventCancelled
 		}
+		// The event's signing key comes with its first type (keys_store.go).
+		if err := createEventKeyTx(ctx, tx, tt.EventID); err != nil {
+			return err
+		}
 		rows, err := tx.Query(ctx, `
-			INSERT INTO ticket_types (id, event_id, organizer_id, event_title, type, price_cents, currency, quantity, sales_start, sales_end)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+			INSERT INTO ticket_types (id, event_id, organizer_id, event_title, type, price_cents, currency, quantity, sales_start, sales_end, max_per_user)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 			RETURNING `+ticketTypeColumns,
-			tt.ID, tt.EventID, tt.OrganizerID, tt.EventTitle, string(tt.Kind), tt.PriceCents, tt.Currency, tt.Quantity, tt.SalesStart, tt.SalesEnd)
+			tt.ID, tt.EventID, tt.OrganizerID, tt.EventTitle, string(tt.Kind), tt.PriceCents, tt.Currency, tt.Quantity, tt.SalesStart, tt.SalesEnd, tt.MaxPerUser)
 		if err != nil {
 			return err
 		}
@@ -261,11 +271,11 @@ type newPurchase struct {
 }
 
 // purchaseBatchSQL runs a batch of purchases of one type as one statement
-// (purchase_tickets, migrations/00002): one implicit transaction, one round trip, one
-// commit. Nothing slow (a second round trip, Go code, a call to another service) runs while
+// (purchase_tickets_limited, migrations/00005: purchase_tickets of 00002 with the purchase
+// limit): one implicit transaction, one round trip, one commit. Nothing slow (a second round trip, Go code, a call to another service) runs while
 // the counter row is locked, and the lock is taken by the last statements of the function,
 // so it is held only from the counter update to the commit.
-const purchaseBatchSQL = `SELECT purchase_tickets($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
+const purchaseBatchSQL = `SELECT sold, over_limit FROM purchase_tickets_limited($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
 
 // purchaseRefused is the SQLSTATE purchase_tickets raises when the counter refuses.
 const purchaseRefused = "SB409"
@@ -279,8 +289,10 @@ var errNotPurchased = errors.New("no ticket taken")
 var errCodeCollision = errors.New("ticket code collision")
 
 // PurchaseBatch runs purchases of one type, tt, as one statement and returns the ids of the
-// tickets sold (see purchase_tickets for why some may not be). Every purchase must be of tt.
-func (s *Store) PurchaseBatch(ctx context.Context, tt TicketType, ps []newPurchase) ([]uuid.UUID, error) {
+// tickets sold and of the purchases refused because their buyer reached the type's
+// max_per_user (see purchase_tickets_limited for why others may not be sold). Every purchase
+// must be of tt.
+func (s *Store) PurchaseBatch(ctx context.Context, tt TicketType, ps []newPurchase) (sold, overLimit []uuid.UUID, err error) {
 	n := len(ps)
 	ids, users := make([]uuid.UUID, n), make([]uuid.UUID, n)
 	codes, keys := make([]string, n), make([]string, n)
@@ -294,20 +306,19 @@ func (s *Store) PurchaseBatch(ctx context.Context, tt TicketType, ps []newPurcha
 			keys[i], hashes[i], responses[i] = p.Key, p.RequestHash, p.Response
 		}
 	}
-	var sold []uuid.UUID
-	err := s.pool.QueryRow(ctx, purchaseBatchSQL, tt.ID, tt.EventID, tt.OrganizerID,
+	err = s.pool.QueryRow(ctx, purchaseBatchSQL, tt.ID, tt.EventID, tt.OrganizerID,
 		ids, codes, users, ats, cloudevent.TypeTicketPurchased, tt.EventID.String(), payloads,
-		keys, hashes, responses).Scan(&sold)
+		keys, hashes, responses).Scan(&sold, &overLimit)
 	var pgErr *pgconn.PgError
 	switch {
 	case errors.As(err, &pgErr) && pgErr.Code == purchaseRefused:
-		return nil, errNotPurchased
+		return nil, nil, errNotPurchased
 	case db.IsUniqueViolation(err, "tickets_code_key"):
-		return nil, errCodeCollision
+		return nil, nil, errCodeCollision
 	case err != nil:
-		return nil, db.Unavailable(err)
+		return nil, nil, db.Unavailable(err)
 	}
-	return sold, nil
+	return sold, overLimit, nil
 }
 
 func (s *Store) queryTickets(ctx context.Context, sql string, args ...any) ([]Ticket, error) {
@@ -372,7 +383,9 @@ func (s *Store) EventTickets(ctx context.Context, eventID uuid.UUID, status Stat
 // CheckIn marks the active ticket with code used and writes the message built by announce
 // in the same transaction. The UPDATE is guarded by status = 'active', so of many concurrent
 // check-ins of one code exactly one changes the row; the others find nothing to update and
-// get the ticket as it is now, with checkedIn false.
+// get the ticket as it is now, with checkedIn false. The caller must be the event's organizer
+// or on its staff (migrations/00003) as the UPDATE sees the grants: a revocation committed
+// before it refuses the check-in, with no cache in between.
 func (s *Store) CheckIn(ctx context.Context, code string, organizerID uuid.UUID, at time.Time,
 	announce func(t Ticket, kind Kind, eventTitle string) (outbox.Message, error)) (t Ticket, checkedIn bool, err error) {
 	err = db.InTx(ctx, s.pool, func(tx pgx.Tx) error {
@@ -381,7 +394,8 @@ func (s *Store) CheckIn(ctx context.Context, code string, organizerID uuid.UUID,
 		err := tx.QueryRow(ctx, `
 			UPDATE tickets t SET status = 'used', checked_in_at = $3
 			FROM ticket_types tt
-			WHERE t.code = $1 AND t.organizer_id = $2 AND t.status = 'active' AND tt.id = t.ticket_type_id
+			WHERE t.code = $1 AND t.status = 'active' AND tt.id = t.ticket_type_id
+			  AND (t.organizer_id = $2 OR EXISTS (SELECT 1 FROM event_staff s WHERE s.event_id = t.event_id AND s.user_id = $2))
 			RETURNING t.id, t.code, t.event_id, t.ticket_type_id, t.user_id, t.organizer_id, t.status,
 			          t.purchased_at, t.checked_in_at, t.cancelled_at, tt.type, tt.event_title`, code, organizerID, at).
 			Scan(&r.ID, &r.Code, &r.EventID, &r.TicketTypeID, &r.UserID, &r.OrganizerID, &r.Status,
@@ -429,7 +443,11 @@ func (s *Store) CancelEvent(ctx context.Context, eventID, organizerID uuid.UUID,
 			eventID, cancelledAt); err != nil {
 			return err
 		}
-		tag, err := tx.Exec(ctx, `UPDATE tickets SET status = 'cancelled', cancelled_at = now() WHERE event_id = $1 AND status = 'active'`, eventID)
+		// Each cancelled ticket is revoked (migrations/00004): the event lock taken above
+		// keeps this event's revocation_seq values committing in order.
+		tag, err := tx.Exec(ctx, `UPDATE tickets SET status = 'cancelled', cancelled_at = now(),
+			revoked_at = now(), revocation_seq = nextval('ticket_revocation_seq')
+			WHERE event_id = $1 AND status = 'active'`, eventID)
 		if err != nil {
 			return err
 		}

@@ -8,13 +8,21 @@
 // The rules that must hold under concurrency are enforced by PostgreSQL, never by reading
 // and then writing in Go:
 //   - Purchases are grouped (batch.go): the concurrent purchases of one type run as one
-//     statement (Store.PurchaseBatch, purchase_tickets in migrations/00002) that inserts
+//     statement (Store.PurchaseBatch, purchase_tickets_limited in migrations/00005) that inserts
 //     their tickets, ticket.purchased outbox rows and Idempotency-Key records, then takes as
 //     many tickets as are left from the counter, guarded by the quantity, the sales window
 //     and the event's recorded cancellation, under the counter row's lock. A sold-out type
 //     can never sell one more — whatever the batches, whatever the number of replicas — and
 //     a committed ticket never lacks its message. A batch that straddles sold-out sells its
 //     first purchases and answers the rest sold_out.
+//   - A type's max_per_user is enforced by the same statement: for a limited type it locks
+//     the buyers' rows of ticket_type_buyers (the per-user counters, in user id order) before
+//     the type's counter, and keeps each buyer's first (limit - bought) purchases of the
+//     batch; the others answer purchase_limit_reached. One buyer's purchases in one batch, in
+//     several, and on several replicas are counted against one limit.
+//   - A transfer (transfer.go) is an UPDATE of the old ticket guarded by its holder and
+//     status = 'active', the recipient's new ticket and ticket.transferred in one
+//     transaction: of concurrent transfers of one ticket one wins.
 //   - Check-in is an UPDATE guarded by status = 'active', with ticket.checkin in the outbox in
 //     the same transaction: of any number of concurrent check-ins one wins.
 //   - The Idempotency-Key record's primary key makes concurrent retries end with one ticket:
@@ -73,13 +81,14 @@ import (
 	"github.com/sbor-dev/sbor/internal/platform/errs"
 	"github.com/sbor-dev/sbor/internal/platform/identity"
 	"github.com/sbor-dev/sbor/internal/platform/outbox"
+	"github.com/sbor-dev/sbor/internal/platform/tracing"
 )
 
 // Source is the CloudEvents source of every message this service publishes.
 const Source = "sbor/ticket"
 
 // Topics are the topics this service publishes to (before the topic prefix).
-var Topics = []string{cloudevent.TypeTicketPurchased, cloudevent.TypeTicketCheckin}
+var Topics = []string{cloudevent.TypeTicketPurchased, cloudevent.TypeTicketCheckin, cloudevent.TypeTicketTransferred}
 
 // Events is what the ticket service asks of the event service.
 type Events interface {
@@ -133,6 +142,9 @@ type Core struct {
 	types   *typeCache
 	status  *eventStatusCache
 	batches *batcher
+	// keys caches the events' signing keys; scanAccess says who may scan an event (signing.go).
+	keys       *keyCache
+	scanAccess ScanAccess
 }
 
 // NewCore returns the business layer with the default options.
@@ -141,7 +153,7 @@ func NewCore(store *Store, events Events) *Core { return NewCoreWith(store, even
 // NewCoreWith returns the business layer with opts.
 func NewCoreWith(store *Store, events Events, opts Options) *Core {
 	opts = opts.withDefaults()
-	c := &Core{store: store, events: events, now: time.Now}
+	c := &Core{store: store, events: events, now: time.Now, keys: newKeyCache(store), scanAccess: storeScanAccess{store}}
 	c.types = newTypeCache(func(ctx context.Context, _, id uuid.UUID) (TicketType, error) { return store.ticketTypeByID(ctx, id) })
 	c.status = newEventStatusCache(opts.EventStatusTTL, func() time.Time { return c.now() }, events.Event)
 	c.batches = newBatcher(opts.BatchSize, opts.BatchWait, opts.BatchesInFlight, c.executeBatch)
@@ -153,6 +165,7 @@ var (
 	errEventNotPublished = errs.New(errs.Conflict, "event_not_published", "the event is not published")
 	errOutsideWindow     = errs.New(errs.Conflict, "outside_sales_window", "tickets of this type are not on sale now")
 	errSoldOut           = errs.New(errs.Conflict, "sold_out", "no tickets of this type are left")
+	errPurchaseLimit     = errs.New(errs.Conflict, "purchase_limit_reached", "you have bought as many tickets of this type as one person may")
 	errAlreadyUsed       = errs.New(errs.Conflict, "already_used", "the ticket has already been checked in")
 	errTicketCancelled   = errs.New(errs.Conflict, "ticket_cancelled", "the ticket is cancelled")
 	errKeyReused         = errs.New(errs.Unprocessable, "idempotency_key_reused", "this Idempotency-Key was used for a different request")
@@ -203,7 +216,7 @@ func (c *Core) CreateTicketType(ctx context.Context, caller identity.Identity, e
 	return c.store.CreateTicketType(ctx, TicketType{
 		ID: uuid.New(), EventID: eventID, OrganizerID: ev.OrganizerID, EventTitle: ev.Title,
 		Kind: v.Kind, PriceCents: v.PriceCents, Currency: v.Currency, Quantity: v.Quantity,
-		SalesStart: v.SalesStart, SalesEnd: v.SalesEnd,
+		SalesStart: v.SalesStart, SalesEnd: v.SalesEnd, MaxPerUser: v.MaxPerUser,
 	})
 }
 
@@ -221,7 +234,8 @@ func (c *Core) TicketTypes(ctx context.Context, eventID uuid.UUID) ([]TicketType
 // replayed Idempotency-Key, an unknown type, a type seen sold out, a closed sales window, an
 // event that is not published or is cancelled. The purchase statement checks the counter,
 // the window and the recorded cancellation again, atomically.
-func (c *Core) Purchase(ctx context.Context, caller identity.Identity, p Purchase, render func(Ticket) ([]byte, error)) (PurchaseResult, error) {
+func (c *Core) Purchase(ctx context.Context, caller identity.Identity, p Purchase, render func(Ticket) ([]byte, error)) (result PurchaseResult, err error) {
+	defer func() { countPurchase(result, err) }()
 	if p.IdempotencyKey != "" {
 		if !validIdempotencyKey(p.IdempotencyKey) {
 			return PurchaseResult{}, errBadKey
@@ -242,7 +256,7 @@ func (c *Core) Purchase(ctx context.Context, caller identity.Identity, p Purchas
 	}
 
 	for attempt := 1; ; attempt++ {
-		np, err := c.preparePurchase(caller, p, ct.tt, render)
+		np, err := c.preparePurchase(ctx, caller, p, ct.tt, render)
 		if err != nil {
 			return PurchaseResult{}, err
 		}
@@ -313,7 +327,7 @@ func (c *Core) executeBatch(ct *cachedType, ws []*waiter) (straddled bool) {
 	for i, w := range ws {
 		ps[i] = w.np
 	}
-	sold, err := c.store.PurchaseBatch(ctx, ct.tt, ps)
+	sold, overLimit, err := c.store.PurchaseBatch(ctx, ct.tt, ps)
 	switch {
 	case errors.Is(err, errNotPurchased):
 		// Say why, once for the whole batch (this read only picks the error).
@@ -323,9 +337,17 @@ func (c *Core) executeBatch(ct *cachedType, ws []*waiter) (straddled bool) {
 		for _, id := range sold {
 			got[id] = true
 		}
+		limited := make(map[uuid.UUID]bool, len(overLimit))
+		for _, id := range overLimit {
+			limited[id] = true
+		}
 		for _, w := range ws {
 			if got[w.np.Ticket.ID] {
 				w.result <- batchResult{sold: true}
+				continue
+			}
+			if limited[w.np.Ticket.ID] {
+				w.result <- batchResult{err: errPurchaseLimit}
 				continue
 			}
 			// Not sold: a keyed purchase may have lost its key (Purchase replays it); a
@@ -336,7 +358,7 @@ func (c *Core) executeBatch(ct *cachedType, ws []*waiter) (straddled bool) {
 			w.result <- batchResult{err: errSoldOut}
 		}
 		if straddled {
-			ct.soldOut.Store(true)
+			markSoldOut(ct)
 		}
 		return straddled
 	}
@@ -354,7 +376,7 @@ func (c *Core) refusedBecause(ctx context.Context, ct *cachedType) error {
 		return err
 	}
 	if tt.Sold >= tt.Quantity {
-		ct.soldOut.Store(true)
+		markSoldOut(ct)
 	}
 	if tt.EventCancelledAt != nil {
 		c.status.cancel(tt.EventID)
@@ -384,8 +406,10 @@ func (c *Core) refusal(ct *cachedType) error {
 func (c *Core) EventCancelled(eventID uuid.UUID) { c.status.cancel(eventID) }
 
 // preparePurchase builds the ticket, its message and its response before the purchase
-// statement runs, so the statement holds the counter's lock for nothing but itself.
-func (c *Core) preparePurchase(caller identity.Identity, p Purchase, tt TicketType, render func(Ticket) ([]byte, error)) (newPurchase, error) {
+// statement runs, so the statement holds the counter's lock for nothing but itself. The
+// message carries the request's trace context in the event itself: the statement writes the
+// outbox rows without headers.
+func (c *Core) preparePurchase(ctx context.Context, caller identity.Identity, p Purchase, tt TicketType, render func(Ticket) ([]byte, error)) (newPurchase, error) {
 	id, err := uuid.NewV7()
 	if err != nil {
 		return newPurchase{}, err
@@ -398,6 +422,7 @@ func (c *Core) preparePurchase(caller identity.Identity, p Purchase, tt TicketTy
 	if err != nil {
 		return newPurchase{}, err
 	}
+	ev.TraceParent, ev.TraceState = tracing.TraceParent(ctx)
 	msg, err := outbox.FromEvent(t.EventID.String(), ev, nil)
 	if err != nil {
 		return newPurchase{}, err
@@ -500,7 +525,10 @@ func (c *Core) QR(ctx context.Context, caller identity.Identity, ticketID uuid.U
 	if t.UserID != caller.UserID {
 		return nil, errTicketNotFound
 	}
-	return qrPNG(t.Code)
+	if t, err = c.SignTicket(ctx, t); err != nil {
+		return nil, err
+	}
+	return qrPNG(t.SignedCode)
 }
 
 // qrPNG renders text as a PNG QR code with error correction level Q (a quarter of the
@@ -524,10 +552,10 @@ type nopCloser struct{ *bytes.Buffer }
 
 func (nopCloser) Close() error { return nil }
 
-// ticketForOrganizer finds the ticket with a code for the organizer of its event: a
-// malformed or unknown code is NotFound, another organizer's ticket Forbidden.
+// ticketForOrganizer finds the ticket with a code for the organizer of its event or its door
+// staff: a malformed or unknown code is NotFound, anyone else's ticket Forbidden.
 func (c *Core) ticketForOrganizer(ctx context.Context, caller identity.Identity, rawCode string) (Ticket, error) {
-	code, err := ParseCode(rawCode)
+	code, err := c.canonicalCode(ctx, caller, rawCode)
 	if err != nil {
 		return Ticket{}, err
 	}
@@ -535,8 +563,8 @@ func (c *Core) ticketForOrganizer(ctx context.Context, caller identity.Identity,
 	if err != nil {
 		return Ticket{}, err
 	}
-	if t.OrganizerID != caller.UserID {
-		return Ticket{}, errs.New(errs.Forbidden, "not_owner", "only the organizer of the ticket's event may do this")
+	if err := c.mayScan(ctx, caller, t); err != nil {
+		return Ticket{}, err
 	}
 	return t, nil
 }
@@ -544,6 +572,9 @@ func (c *Core) ticketForOrganizer(ctx context.Context, caller identity.Identity,
 // Validate says whether the ticket with a code may get in, without changing it.
 func (c *Core) Validate(ctx context.Context, caller identity.Identity, rawCode string) (Validation, error) {
 	t, err := c.ticketForOrganizer(ctx, caller, rawCode)
+	if errors.Is(err, errBadSignature) {
+		return Validation{Status: StatusInvalid, Reason: ReasonBadSignature}, nil
+	}
 	if err != nil {
 		return Validation{}, err
 	}
@@ -556,14 +587,17 @@ func validation(t Ticket) Validation {
 		return Validation{Valid: true, Status: t.Status}
 	case StatusUsed:
 		return Validation{Status: t.Status, Reason: "already_used"}
+	case StatusTransferred:
+		return Validation{Status: t.Status, Reason: "transferred"}
 	default:
 		return Validation{Status: t.Status, Reason: "ticket_cancelled"}
 	}
 }
 
 // CheckIn lets the ticket with a code in: active → used, once.
-func (c *Core) CheckIn(ctx context.Context, caller identity.Identity, rawCode string) (Ticket, error) {
-	code, err := ParseCode(rawCode)
+func (c *Core) CheckIn(ctx context.Context, caller identity.Identity, rawCode string) (ticket Ticket, err error) {
+	defer func() { countCheckIn(err) }()
+	code, err := c.canonicalCode(ctx, caller, rawCode)
 	if err != nil {
 		return Ticket{}, err
 	}
@@ -582,14 +616,16 @@ func (c *Core) CheckIn(ctx context.Context, caller identity.Identity, rawCode st
 		return t, nil
 	}
 	// Nothing was updated: say why, in the order unknown, not yours, not active.
-	if t.OrganizerID != caller.UserID {
-		return Ticket{}, errs.New(errs.Forbidden, "not_owner", "only the organizer of the ticket's event may do this")
+	if err := c.mayScan(ctx, caller, t); err != nil {
+		return Ticket{}, err
 	}
 	switch t.Status {
 	case StatusUsed:
 		return Ticket{}, errAlreadyUsed
 	case StatusCancelled:
 		return Ticket{}, errTicketCancelled
+	case StatusTransferred:
+		return Ticket{}, errTicketTransferred
 	}
 	return Ticket{}, fmt.Errorf("ticket %s is %s but could not be checked in", t.ID, t.Status)
 }

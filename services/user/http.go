@@ -70,6 +70,7 @@ func Routes(r chi.Router, core *Core) {
 	r.Get("/api/users/me", h.me)
 	r.Post("/api/users/me/become-organizer", h.becomeOrganizer)
 	r.Get("/internal/jwks", h.jwks)
+	r.Get("/internal/users", h.lookup)
 }
 
 func (h handlers) register(w http.ResponseWriter, r *http.Request) {
@@ -170,6 +171,24 @@ func (h handlers) becomeOrganizer(w http.ResponseWriter, r *http.Request) {
 func (h handlers) jwks(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Cache-Control", "max-age=300")
 	web.Respond(w, http.StatusOK, h.core.JWKS())
+}
+
+// userRefJSON is what the internal email lookup tells another service of a user.
+type userRefJSON struct {
+	ID    string `json:"id"`
+	Email string `json:"email"`
+}
+
+// lookup is GET /internal/users?email=: the ticket service resolves the email an organizer
+// typed (door staff, transfers) to an account. Never routed by the gateway.
+func (h handlers) lookup(w http.ResponseWriter, r *http.Request) {
+	u, err := h.core.ByEmail(r.Context(), r.URL.Query().Get("email"))
+	if err != nil {
+		web.Error(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	web.Respond(w, http.StatusOK, userRefJSON{ID: u.ID.String(), Email: u.Email})
 }
 
 // clientIP is the address the gateway put in X-Forwarded-For (it sets exactly one), or the

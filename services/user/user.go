@@ -172,6 +172,18 @@ func (c *Core) Me(ctx context.Context, id identity.Identity) (User, error) {
 	return u, err
 }
 
+// ByEmail finds the account of an email, normalised as at registration: an invalid email is
+// Invalid (field "email"), one without an account NotFound (user_not_found).
+func (c *Core) ByEmail(ctx context.Context, email string) (User, error) {
+	email = NormalizeEmail(email)
+	if !validEmail(email) {
+		var v errs.Validation
+		v.Add("email", "must be an email address")
+		return User{}, v.Err()
+	}
+	return c.store.ByEmail(ctx, email)
+}
+
 // BecomeOrganizer gives the caller the organizer role (idempotent) and a fresh token pair
 // carrying it.
 func (c *Core) BecomeOrganizer(ctx context.Context, id identity.Identity) (User, TokenPair, error) {

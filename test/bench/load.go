@@ -111,7 +111,33 @@ type request func(ctx context.Context, worker int, seq int64) outcome
 // may still commit, and its ticket would be missing from the checks.
 func closedLoop(ctx context.Context, name string, clients int, duration time.Duration, limit int64, do request) stats {
 	rec := newRecorder()
-	var seq atomic.Int64
+	elapsed := closedLoopInto(ctx, rec, clients, duration, limit, do, nil)
+	return rec.stats(name, clients, elapsed)
+}
+
+// alternating runs a and b as closed loops in turn, rounds times each, for duration in all
+// per side, and summarises each side over its rounds. Comparing two runs made one after the
+// other on a shared machine compares whatever else ran at each moment; alternating in short
+// rounds spreads that over both.
+func alternating(ctx context.Context, names [2]string, clients int, duration time.Duration, rounds int, a, b request) (stats, stats) {
+	recs := [2]*recorder{newRecorder(), newRecorder()}
+	var elapsed [2]time.Duration
+	var seqs [2]atomic.Int64
+	slice := duration / time.Duration(rounds)
+	for range rounds {
+		for i, do := range []request{a, b} {
+			elapsed[i] += closedLoopInto(ctx, recs[i], clients, slice, 0, do, &seqs[i])
+		}
+	}
+	return recs[0].stats(names[0], clients, elapsed[0]), recs[1].stats(names[1], clients, elapsed[1])
+}
+
+// closedLoopInto is closedLoop recording into rec, numbering requests from seq (a fresh
+// counter when nil); it returns how long the run took.
+func closedLoopInto(ctx context.Context, rec *recorder, clients int, duration time.Duration, limit int64, do request, seq *atomic.Int64) time.Duration {
+	if seq == nil {
+		seq = new(atomic.Int64)
+	}
 	var wg sync.WaitGroup
 	start := time.Now()
 	end := start.Add(duration)
@@ -131,7 +157,7 @@ func closedLoop(ctx context.Context, name string, clients int, duration time.Dur
 		}()
 	}
 	wg.Wait()
-	return rec.stats(name, clients, time.Since(start))
+	return time.Since(start)
 }
 
 // openLoop sends rate requests a second on a fixed schedule for duration, with at most

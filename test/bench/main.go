@@ -19,11 +19,19 @@
 //     -limit-duration, one transaction per ticket (guarded counter update, ticket insert,
 //     outbox insert, commit) on the ticket service's schema;
 //  6. gateway overhead: GET /api/tickets through the gateway with the buyers' tokens against
-//     the same GET straight to the ticket service with the identity headers set;
+//     the same GET straight to the ticket service with the identity headers set, in four
+//     alternating rounds each (so that a change in the machine's load between the two does
+//     not decide the comparison);
 //  7. checks: per type, tickets answered 201 = the counter's sold = rows in the ticket
 //     database = ticket.purchased messages on Kafka, never more than the quantity; each
 //     service's resident memory when idle (started, before any request) and at its peak
 //     (VmHWM).
+//
+// Around the peak and half-rate runs it scrapes every service's Prometheus metrics and the
+// machine's CPU counters, and reports where the time went: the purchase route's latency as
+// the gateway and the ticket service measured it, the mean purchase batch, the ticket
+// service's pool waits, each service's CPU per request and its garbage collections, and how
+// long a lone durable commit took on the same PostgreSQL meanwhile.
 //
 // After each purchase run it waits (at most -notify-timeout) for that run's "ticket
 // purchased" notifications and measures purchase → notification delay, so one run's backlog
@@ -102,7 +110,7 @@ func main() {
 	flag.IntVar(&cfg.Quantity, "quantity", 1_000_000, "tickets of the throughput type")
 	flag.IntVar(&cfg.SoldOutQuantity, "soldout-quantity", 500, "tickets of the sell-out type (Q)")
 	flag.IntVar(&cfg.SoldOutAttempts, "soldout-attempts", 0, "purchase attempts in the sell-out run (0: 5 × Q)")
-	flag.DurationVar(&cfg.OverheadDuration, "overhead-duration", 3*time.Second, "length of each gateway-overhead run")
+	flag.DurationVar(&cfg.OverheadDuration, "overhead-duration", 6*time.Second, "length of each side of the gateway-overhead comparison (run in four alternating rounds)")
 	flag.DurationVar(&cfg.NotifyTimeout, "notify-timeout", 20*time.Second, "how long to wait, after the runs, for every purchase's notification")
 	flag.BoolVar(&cfg.Fsync, "fsync", true, "run PostgreSQL with fsync on (durable commits)")
 	flag.BoolVar(&cfg.PProf, "pprof", false, "build with net/http/pprof and save CPU profiles of the peak run under .bench/pprof")
@@ -145,6 +153,7 @@ type result struct {
 	OverheadPct   float64              `json:"gateway_overhead_pct"`
 	Checks        []typeCheck          `json:"checks"`
 	Notifications []delays             `json:"notifications"`
+	Breakdowns    []breakdown          `json:"breakdowns"`
 	RelayLag      relayLag             `json:"outbox_relay_lag"`
 	Memory        map[string]memoryUse `json:"memory"`
 	Failures      []string             `json:"failures"`
@@ -239,7 +248,15 @@ func run(ctx context.Context, cfg config) (int, error) {
 	if cfg.PProf {
 		profiles = p.profile(ctx, filepath.Join(cfg.Out, "pprof"), cfg.Duration-time.Second)
 	}
+	before := p.snapshot(ctx)
+	probe, err := startCommitProbe(ctx, p.dbURL["limit"])
+	if err != nil {
+		return 2, err
+	}
 	peak := closedLoop(ctx, "peak", cfg.Clients, cfg.Duration, 0, buy("peak", bigType))
+	bd := diff("peak", before, p.snapshot(ctx), peak.Requests)
+	bd.CommitP50Ms, bd.CommitP99Ms = probe.finish()
+	res.Breakdowns = append(res.Breakdowns, bd)
 	if profiles != nil {
 		if err := <-profiles; err != nil {
 			logf("pprof: %v", err)
@@ -262,7 +279,14 @@ func run(ctx context.Context, cfg config) (int, error) {
 	half := max(peak.PerSecond/2, 1)
 	halfDuration := max(cfg.Duration/2, 5*time.Second)
 	logf("half rate: %.0f purchases/s for %s", half, halfDuration)
+	before = p.snapshot(ctx)
+	if probe, err = startCommitProbe(ctx, p.dbURL["limit"]); err != nil {
+		return 2, err
+	}
 	paced := openLoop(ctx, "half rate", half, halfDuration, cfg.Clients, buy("half rate", bigType))
+	bd = diff("half rate", before, p.snapshot(ctx), paced.Requests)
+	bd.CommitP50Ms, bd.CommitP99Ms = probe.finish()
+	res.Breakdowns = append(res.Breakdowns, bd)
 	res.Runs = append(res.Runs, paced)
 	if err := notify("half rate"); err != nil {
 		return 2, err
@@ -286,8 +310,8 @@ func run(ctx context.Context, cfg config) (int, error) {
 	logf("limit: %.0f tickets/s; ratio %.2f", res.Limit.PerSecond, res.Ratio)
 
 	logf("gateway overhead: GET /api/tickets through the gateway and straight to the service, %s each", cfg.OverheadDuration)
-	res.Direct = closedLoop(ctx, "GET direct", cfg.Clients, cfg.OverheadDuration, 0, listTickets(c, p.url["ticket"], buyers, true))
-	res.Gateway = closedLoop(ctx, "GET via gateway", cfg.Clients, cfg.OverheadDuration, 0, listTickets(c, gw, buyers, false))
+	res.Direct, res.Gateway = alternating(ctx, [2]string{"GET direct", "GET via gateway"}, cfg.Clients, cfg.OverheadDuration, 4,
+		listTickets(c, p.url["ticket"], buyers, true), listTickets(c, gw, buyers, false))
 	if res.Direct.PerSecond > 0 {
 		res.OverheadPct = round(100*(1-res.Gateway.PerSecond/res.Direct.PerSecond), 1)
 	}

@@ -43,6 +43,7 @@ type platform struct {
 	procs   map[string]*proc
 	env     map[string]string
 	pprof   map[string]string // pprof listener per target, when built with -pprof
+	metrics map[string]string // Prometheus listener per target
 }
 
 // proc is one running target.
@@ -72,7 +73,7 @@ func startPlatform(ctx context.Context, o platformOptions) (*platform, error) {
 		return nil, err
 	}
 	p := &platform{repo: o.repo, work: work, logDir: o.logDir, dbURL: map[string]string{}, url: map[string]string{},
-		procs: map[string]*proc{}, pprof: map[string]string{}, prefix: "bench" + randomHex(4) + "."}
+		procs: map[string]*proc{}, pprof: map[string]string{}, metrics: map[string]string{}, prefix: "bench" + randomHex(4) + "."}
 	if err := os.MkdirAll(o.logDir, 0o755); err != nil {
 		return p, err
 	}
@@ -281,6 +282,7 @@ func (p *platform) start(name, addr string, pprof bool) error {
 	if err != nil {
 		return err
 	}
+	p.metrics[name] = metrics
 	env = append(env, "SBOR_HTTP_ADDR="+addr, "SBOR_METRICS_ADDR="+metrics)
 	if pprof {
 		pp, err := freeAddr()

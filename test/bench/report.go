@@ -54,6 +54,7 @@ func renderTable(res result) string {
 			name, s.Clients, s.Requests, s.PerSecond, s.P50Ms, s.P95Ms, s.P99Ms, s.MaxMs, outcomes(s.Outcomes))
 	}
 	fmt.Fprintf(&b, "\nEnd-to-end / limit: %.2f. Gateway overhead (GET /api/tickets): %.1f %% of throughput.\n\n", res.Ratio, res.OverheadPct)
+	b.WriteString(renderBreakdowns(res.Breakdowns))
 
 	b.WriteString("| type | quantity | issued (201) | sold | rows | ticket.purchased | oversold | check |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---|\n")

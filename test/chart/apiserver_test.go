@@ -32,6 +32,12 @@ const cnpgVersion = "v1.29.0"
 // strimziStandIn is the minimal structural stand-in for Strimzi's CRDs (DESIGN.md section 7).
 func strimziStandIn() string { return filepath.Join(repoRoot(), "test", "crds", "strimzi-standin") }
 
+// prometheusOperatorStandIn is the minimal structural stand-in for the Prometheus Operator's
+// ServiceMonitor and PrometheusRule, for the chart's optional monitoring objects.
+func prometheusOperatorStandIn() string {
+	return filepath.Join(repoRoot(), "test", "chart", "testdata", "prometheus-operator-standin")
+}
+
 // cnpgCRDs returns config/crd/bases of the CloudNativePG Go module at cnpgVersion, fetched
 // into the module cache by exact version, outside this repository's go.mod.
 func cnpgCRDs(t *testing.T) string {
@@ -93,7 +99,7 @@ func TestAgainstAPIServer(t *testing.T) {
 	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: assets,
-		CRDDirectoryPaths:     []string{cnpgCRDs(t), strimziStandIn()},
+		CRDDirectoryPaths:     []string{cnpgCRDs(t), strimziStandIn(), prometheusOperatorStandIn()},
 		ErrorIfCRDPathMissing: true,
 	}
 	start := time.Now()

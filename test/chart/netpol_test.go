@@ -351,6 +351,7 @@ func expectedFlows(t *testing.T, v map[string]any, eps []*endpoint) map[string]b
 		add("gateway", s, tcp(8080))
 	}
 	add("ticket", "event", tcp(8080))
+	add("ticket", "user", tcp(8080))
 	add("notification", "ticket", tcp(8080))
 	if operator {
 		add("reminder", "event", tcp(8080))

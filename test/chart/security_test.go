@@ -314,7 +314,7 @@ func TestServiceWiring(t *testing.T) {
 	url := func(c string) string { return "http://sbor-" + c + ":8080" }
 	want := map[string]map[string]string{
 		"gateway":      {"SBOR_USER_URL": url("user"), "SBOR_EVENT_URL": url("event"), "SBOR_TICKET_URL": url("ticket"), "SBOR_NOTIFICATION_URL": url("notification")},
-		"ticket":       {"SBOR_EVENT_URL": url("event"), "KAFKA_BROKERS": "sbor-kafka-kafka-bootstrap:9092"},
+		"ticket":       {"SBOR_EVENT_URL": url("event"), "SBOR_USER_URL": url("user"), "KAFKA_BROKERS": "sbor-kafka-kafka-bootstrap:9092"},
 		"notification": {"SBOR_TICKET_URL": url("ticket"), "KAFKA_BROKERS": "sbor-kafka-kafka-bootstrap:9092"},
 		"event":        {"KAFKA_BROKERS": "sbor-kafka-kafka-bootstrap:9092", "SBOR_REMINDER_INTERVAL": "0", "SBOR_REMINDER_LEAD": "24h"},
 		"user":         {"SBOR_JWT_PRIVATE_KEY_FILE": "/var/run/sbor/jwt/signing-key.pem"},

@@ -73,6 +73,7 @@ func testBadInput(t *testing.T, p *platform.Platform) {
 		"PUT /api/events/{id}":               {map[string]any{"title": "T", "description": "D", "venue": "V", "starts_at": future, "ends_at": rfc3339(eventStart.Add(time.Hour))}, org, []string{"description", "venue"}},
 		"POST /api/events/{id}/ticket-types": {map[string]any{"type": "vip", "price_cents": 100, "currency": "EUR", "quantity": 5, "sales_start": rfc3339(time.Now()), "sales_end": rfc3339(eventStart.Add(-time.Hour))}, org, nil},
 		"POST /api/events/{id}/tickets":      {map[string]any{"ticket_type_id": typeID}, buyer, nil},
+		"POST /api/events/{id}/staff":        {map[string]any{"email": victim.email}, org, nil},
 	}
 	// The id a route's {id} stands for in the valid request.
 	ids := map[string]string{
@@ -97,7 +98,8 @@ func testBadInput(t *testing.T, p *platform.Platform) {
 		if id == "" {
 			id = eventID
 		}
-		path := strings.ReplaceAll(rt.Pattern, "{id}", id)
+		// {user_id} (DELETE .../staff/{user_id}) names a user who is not staff: a valid request.
+		path := strings.ReplaceAll(strings.ReplaceAll(rt.Pattern, "{id}", id), "{user_id}", buyer.userID)
 		by := callers[route]
 		if by == nil {
 			by = org
@@ -114,7 +116,8 @@ func testBadInput(t *testing.T, p *platform.Platform) {
 				if hasBody {
 					body = br.valid
 				}
-				cases = append(cases, badCase{class: "invalid id", name: name, path: strings.ReplaceAll(rt.Pattern, "{id}", bad), body: body})
+				badPath := strings.ReplaceAll(strings.ReplaceAll(rt.Pattern, "{id}", bad), "{user_id}", buyer.userID)
+				cases = append(cases, badCase{class: "invalid id", name: name, path: badPath, body: body})
 			}
 		}
 		if paged[route] {

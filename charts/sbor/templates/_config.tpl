@@ -52,6 +52,8 @@ a Secret in the Deployment instead. Call with (dict "root" $ "component" "x").
 {{- $_ := set $env "SBOR_REMINDER_INTERVAL" (ternary "0" $v.reminders.intervalWithoutOperator $v.operator.enabled) }}
 {{- else if eq $c "ticket" }}
 {{- $_ := set $env "SBOR_EVENT_URL" (include "sbor.serviceURL" (dict "root" $root "component" "event")) }}
+{{- /* GET /internal/users?email=: door staff and transfers name users by email. */}}
+{{- $_ := set $env "SBOR_USER_URL" (include "sbor.serviceURL" (dict "root" $root "component" "user")) }}
 {{- else if eq $c "notification" }}
 {{- $_ := set $env "SBOR_TICKET_URL" (include "sbor.serviceURL" (dict "root" $root "component" "ticket")) }}
 {{- else if eq $c "operator" }}
