@@ -78,7 +78,8 @@ func newLiveAPI(t *testing.T, loginsPerAccount int) *liveAPI {
 	_, key, _ := ed25519.GenerateKey(rand.Reader)
 	userCore := user.NewCore(user.NewStore(migratedPool(t, user.Migrations())),
 		token.NewSigner(key, token.DefaultIssuer, token.DefaultAudience, 15*time.Minute), time.Hour,
-		user.Limits{Window: time.Minute, PerIP: 1000, PerAccount: loginsPerAccount})
+		// Login windows are fixed: a long one never starts anew mid-test.
+		user.Limits{Window: 30 * 24 * time.Hour, PerIP: 1000, PerAccount: loginsPerAccount})
 	userSrv := serve(t, log, func(r chi.Router) { user.Routes(r, userCore) })
 
 	eventCore := event.NewCore(event.NewStore(migratedPool(t, event.Migrations())))

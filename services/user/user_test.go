@@ -48,7 +48,11 @@ func newServer(t *testing.T, limits user.Limits) *server {
 	return &server{t: t, url: ts.URL, key: key}
 }
 
-var defaultLimits = user.Limits{Window: time.Minute, PerIP: 1000, PerAccount: 1000}
+// rateWindow is the tests' login window. Windows are fixed (multiples of the window since the
+// epoch), so a short one could start anew in the middle of a test and reset its counts.
+const rateWindow = 30 * 24 * time.Hour
+
+var defaultLimits = user.Limits{Window: rateWindow, PerIP: 1000, PerAccount: 1000}
 
 // do sends a JSON request; as, when set, is the identity the gateway would put in headers.
 func (s *server) do(method, path string, body any, as *identity.Identity) (int, map[string]any) {
@@ -306,7 +310,7 @@ func TestLoginRateLimits(t *testing.T) {
 	t.Parallel()
 	t.Run("per account, under a concurrent burst", func(t *testing.T) {
 		t.Parallel()
-		s := newServer(t, user.Limits{Window: time.Minute, PerIP: 1000, PerAccount: 5})
+		s := newServer(t, user.Limits{Window: rateWindow, PerIP: 1000, PerAccount: 5})
 		s.register("victim@example.com", goodPassword)
 		const n = 30
 		var wg sync.WaitGroup
@@ -333,7 +337,7 @@ func TestLoginRateLimits(t *testing.T) {
 	})
 	t.Run("per client address", func(t *testing.T) {
 		t.Parallel()
-		s := newServer(t, user.Limits{Window: time.Minute, PerIP: 3, PerAccount: 1000})
+		s := newServer(t, user.Limits{Window: rateWindow, PerIP: 3, PerAccount: 1000})
 		for i := range 3 {
 			if st, _ := s.login(fmt.Sprintf("u%d@example.com", i), "whatever-pass-1"); st != 401 {
 				t.Fatalf("attempt %d: %d", i, st)
