@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -73,15 +74,33 @@ func RepoRoot() string {
 	}
 }
 
+// FreeAddr returns a loopback address nothing listens on, for a process to bind.
 func FreeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// Not port 0: the kernel would pick from the ephemeral range, which every outgoing
+	// connection (Kafka, PostgreSQL, HTTP clients of parallel tests) draws from too, so the
+	// port could be taken between this check and the process's bind. Ports below that range
+	// (Linux: 32768–60999) are only taken by listeners, and none is handed out twice.
+	for range 1000 {
+		port := 20000 + mrand.IntN(12000)
+		if _, taken := handedOut.LoadOrStore(port, true); taken {
+			continue
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		return addr
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("platform: no free loopback port between 20000 and 32000")
+	return ""
 }
+
+// handedOut remembers the ports FreeAddr gave, so two processes of one test run never get
+// the same one.
+var handedOut sync.Map
 
 // process is one running target.
 type process struct {
