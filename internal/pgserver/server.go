@@ -64,6 +64,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/sbor-dev/sbor/internal/freeport"
 )
 
 // Options configures Start.
@@ -768,14 +770,13 @@ func recordedPort(dir string) int {
 	return port
 }
 
-// freePort asks the kernel for a free TCP port on 127.0.0.1.
+// freePort picks a free TCP port on 127.0.0.1 (see package freeport for why not port 0).
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Pick()
 	if err != nil {
 		return 0, fmt.Errorf("pgserver: picking a free port: %w", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return port, nil
 }
 
 // serverEnv is this process's environment without libpq's PG* variables, which could

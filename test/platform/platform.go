@@ -13,8 +13,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	mrand "math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sbor-dev/sbor/internal/freeport"
 	"github.com/sbor-dev/sbor/internal/pgserver"
 	"github.com/sbor-dev/sbor/internal/testkit/kafkaserver"
 	"github.com/sbor-dev/sbor/internal/testkit/kafkatest"
@@ -77,30 +76,12 @@ func RepoRoot() string {
 // FreeAddr returns a loopback address nothing listens on, for a process to bind.
 func FreeAddr(t *testing.T) string {
 	t.Helper()
-	// Not port 0: the kernel would pick from the ephemeral range, which every outgoing
-	// connection (Kafka, PostgreSQL, HTTP clients of parallel tests) draws from too, so the
-	// port could be taken between this check and the process's bind. Ports below that range
-	// (Linux: 32768–60999) are only taken by listeners, and none is handed out twice.
-	for range 1000 {
-		port := 20000 + mrand.IntN(12000)
-		if _, taken := handedOut.LoadOrStore(port, true); taken {
-			continue
-		}
-		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		if err != nil {
-			continue
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		return addr
+	port, err := freeport.Pick()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("platform: no free loopback port between 20000 and 32000")
-	return ""
+	return fmt.Sprintf("127.0.0.1:%d", port)
 }
-
-// handedOut remembers the ports FreeAddr gave, so two processes of one test run never get
-// the same one.
-var handedOut sync.Map
 
 // process is one running target.
 type process struct {

@@ -19,6 +19,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sbor-dev/sbor/internal/freeport"
 )
 
 // Options configures Start.
@@ -621,19 +623,15 @@ func classpath(libs string) (string, error) {
 	return strings.Join(jars, string(os.PathListSeparator)), nil
 }
 
-// freePorts asks the kernel for two distinct free loopback ports.
+// freePorts picks two distinct free loopback ports (see package freeport for why not port 0).
 func freePorts() (broker, controller int, err error) {
-	l1, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	if broker, err = freeport.Pick(); err != nil {
 		return 0, 0, err
 	}
-	defer l1.Close()
-	l2, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+	if controller, err = freeport.Pick(); err != nil {
 		return 0, 0, err
 	}
-	defer l2.Close()
-	return l1.Addr().(*net.TCPAddr).Port, l2.Addr().(*net.TCPAddr).Port, nil
+	return broker, controller, nil
 }
 
 // logTail returns the last lines the broker wrote since offset.
