@@ -46,10 +46,6 @@ func (a storeScanAccess) MayScan(ctx context.Context, userID, eventID uuid.UUID)
 	return a.store.IsStaff(ctx, eventID, userID)
 }
 
-// SetScanAccess replaces who may read an event's scanner keys and revocations and get a
-// bad_signature answer from validate (storeScanAccess unless set; tests use it).
-func (c *Core) SetScanAccess(a ScanAccess) { c.scanAccess = a }
-
 // maxCachedKeys bounds the key cache; past it the cache starts over (each entry is about
 // 200 bytes, and reloading a key costs one query).
 const maxCachedKeys = 100_000
