@@ -199,7 +199,7 @@ func TestBatchStraddlesSoldOut(t *testing.T) {
 	if sold != 7 || soldOut != 33 || len(ids) != 7 {
 		t.Fatalf("%d sold (%d distinct), %d sold out; want 7 and 33", sold, len(ids), soldOut)
 	}
-	stats := core.batches.snapshot()
+	stats := settledStats(t, core.batches)
 	if stats.Straddled < 1 || stats.Largest < 8 {
 		t.Fatalf("batches %+v: want one that straddled sold-out", stats)
 	}
@@ -221,11 +221,11 @@ func TestBatchStraddlesSoldOut(t *testing.T) {
 		t.Fatalf("%d outbox rows match a sold ticket", n)
 	}
 	// Sold out is now known here: the next buyer is refused without a statement.
-	before := core.batches.snapshot().Batches
+	before := settledStats(t, core.batches).Batches
 	if _, err := core.Purchase(context.Background(), newBuyer(), Purchase{EventID: ev, TicketTypeID: tt.ID}, renderJSON); codeOf(err) != "sold_out" {
 		t.Fatalf("after the sell-out: %v", err)
 	}
-	if after := core.batches.snapshot().Batches; after != before {
+	if after := settledStats(t, core.batches).Batches; after != before {
 		t.Fatalf("a batch ran for a type known sold out")
 	}
 }
@@ -248,7 +248,7 @@ func TestBatchIdempotencyKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	batchesBefore := core.batches.snapshot()
+	batchesBefore := settledStats(t, core.batches)
 
 	// One batch: alice twice with one key, bob's retry, and eight other buyers.
 	const n = 11
@@ -278,7 +278,7 @@ func TestBatchIdempotencyKeys(t *testing.T) {
 	if !results[2].Replayed || results[2].Ticket.ID != first.Ticket.ID {
 		t.Fatalf("bob's retry: %+v", results[2])
 	}
-	after := core.batches.snapshot()
+	after := settledStats(t, core.batches)
 	// Alice's two requests and the eight others were batched; bob's recorded key was not.
 	if got := after.Purchases - batchesBefore.Purchases; got != 10 {
 		t.Fatalf("%d purchases went through batches, want 10", got)
@@ -338,7 +338,7 @@ func TestReplicasRace(t *testing.T) {
 		t.Fatalf("%d outbox rows", n)
 	}
 	for i, r := range replicas {
-		if s := r.batches.snapshot(); s.Batches == 0 {
+		if s := settledStats(t, r.batches); s.Batches == 0 {
 			t.Fatalf("replica %d ran no batch: %+v", i, s)
 		}
 	}
@@ -396,7 +396,7 @@ func TestEventStatusCacheWindow(t *testing.T) {
 			}
 		}
 	}
-	if s := b.batches.snapshot(); s.Batches != 2 {
+	if s := settledStats(t, b.batches); s.Batches != 2 {
 		t.Fatalf("replica b ran %d batches, want 2 (its first purchase and the refused one; then it knows)", s.Batches)
 	}
 	if n := env.scalar(`SELECT count(*) FROM tickets WHERE event_id = $1 AND status = 'active'`, ev); n != 0 {
@@ -486,5 +486,25 @@ func TestBatcherAnswersLeavers(t *testing.T) {
 	time.Sleep(400 * time.Millisecond) // the batch has left by now
 	if n := env.scalar(`SELECT count(*) FROM tickets`); n != 0 {
 		t.Fatalf("%d tickets for a request that went away", n)
+	}
+}
+
+// settledStats returns a batcher's counts once no batch is running. A batch answers its
+// purchases before it records itself, so a purchase that has returned does not mean its
+// batch is counted yet; an idle batcher (no queue left) has counted everything.
+func settledStats(t *testing.T, b *batcher) batchStats {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b.mu.Lock()
+		idle, stats := len(b.queues) == 0, b.stats
+		b.mu.Unlock()
+		if idle {
+			return stats
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the batcher is still running batches after 10s")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
