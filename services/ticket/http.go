@@ -157,13 +157,19 @@ func eventIDParam(r *http.Request) (uuid.UUID, error) {
 	return id, nil
 }
 
-func (h handlers) createTicketType(w http.ResponseWriter, r *http.Request) {
+// callerAndEvent is the start of every event-scoped route: who asks (401 without an
+// identity) and about which event (404 for an id that cannot be one).
+func callerAndEvent(r *http.Request) (identity.Identity, uuid.UUID, error) {
 	caller, err := identity.Require(r.Context())
 	if err != nil {
-		web.Error(w, r, err)
-		return
+		return identity.Identity{}, uuid.Nil, err
 	}
 	eventID, err := eventIDParam(r)
+	return caller, eventID, err
+}
+
+func (h handlers) createTicketType(w http.ResponseWriter, r *http.Request) {
+	caller, eventID, err := callerAndEvent(r)
 	if err != nil {
 		web.Error(w, r, err)
 		return
@@ -201,12 +207,7 @@ func (h handlers) ticketTypes(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h handlers) purchase(w http.ResponseWriter, r *http.Request) {
-	caller, err := identity.Require(r.Context())
-	if err != nil {
-		web.Error(w, r, err)
-		return
-	}
-	eventID, err := eventIDParam(r)
+	caller, eventID, err := callerAndEvent(r)
 	if err != nil {
 		web.Error(w, r, err)
 		return
@@ -257,12 +258,7 @@ func (h handlers) purchase(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h handlers) eventTickets(w http.ResponseWriter, r *http.Request) {
-	caller, err := identity.Require(r.Context())
-	if err != nil {
-		web.Error(w, r, err)
-		return
-	}
-	eventID, err := eventIDParam(r)
+	caller, eventID, err := callerAndEvent(r)
 	if err != nil {
 		web.Error(w, r, err)
 		return

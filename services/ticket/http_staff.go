@@ -95,12 +95,7 @@ func StaffRoutes(r chi.Router, staff *Staff) {
 }
 
 func (h staffHandlers) list(w http.ResponseWriter, r *http.Request) {
-	caller, err := identity.Require(r.Context())
-	if err != nil {
-		web.Error(w, r, err)
-		return
-	}
-	eventID, err := eventIDParam(r)
+	caller, eventID, err := callerAndEvent(r)
 	if err != nil {
 		web.Error(w, r, err)
 		return
@@ -119,12 +114,7 @@ func (h staffHandlers) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h staffHandlers) grant(w http.ResponseWriter, r *http.Request) {
-	caller, err := identity.Require(r.Context())
-	if err != nil {
-		web.Error(w, r, err)
-		return
-	}
-	eventID, err := eventIDParam(r)
+	caller, eventID, err := callerAndEvent(r)
 	if err != nil {
 		web.Error(w, r, err)
 		return
@@ -149,12 +139,7 @@ func (h staffHandlers) grant(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h staffHandlers) revoke(w http.ResponseWriter, r *http.Request) {
-	caller, err := identity.Require(r.Context())
-	if err != nil {
-		web.Error(w, r, err)
-		return
-	}
-	eventID, err := eventIDParam(r)
+	caller, eventID, err := callerAndEvent(r)
 	if err != nil {
 		web.Error(w, r, err)
 		return
@@ -182,12 +167,7 @@ func (h staffHandlers) scannable(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h staffHandlers) stats(w http.ResponseWriter, r *http.Request) {
-	caller, err := identity.Require(r.Context())
-	if err != nil {
-		web.Error(w, r, err)
-		return
-	}
-	eventID, err := eventIDParam(r)
+	caller, eventID, err := callerAndEvent(r)
 	if err != nil {
 		web.Error(w, r, err)
 		return

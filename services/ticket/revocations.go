@@ -128,12 +128,7 @@ func toRevocationPageJSON(p RevocationPage) revocationPageJSON {
 }
 
 func (h signingHandlers) scannerKeys(w http.ResponseWriter, r *http.Request) {
-	caller, err := identity.Require(r.Context())
-	if err != nil {
-		web.Error(w, r, err)
-		return
-	}
-	eventID, err := eventIDParam(r)
+	caller, eventID, err := callerAndEvent(r)
 	if err != nil {
 		web.Error(w, r, err)
 		return
@@ -149,12 +144,7 @@ func (h signingHandlers) scannerKeys(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h signingHandlers) revocations(w http.ResponseWriter, r *http.Request) {
-	caller, err := identity.Require(r.Context())
-	if err != nil {
-		web.Error(w, r, err)
-		return
-	}
-	eventID, err := eventIDParam(r)
+	caller, eventID, err := callerAndEvent(r)
 	if err != nil {
 		web.Error(w, r, err)
 		return
