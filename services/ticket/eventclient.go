@@ -53,19 +53,22 @@ func NewEventClient(baseURL string, timeout time.Duration) *EventClient {
 	if timeout <= 0 {
 		timeout = EventTimeout
 	}
+	return &EventClient{baseURL: strings.TrimRight(baseURL, "/"), http: newPeerClient(timeout, 256)}
+}
+
+// newPeerClient is the HTTP client of one peer service: pooled, keeping idle connections
+// for reuse (the default of 2 per host would make every burst re-dial), never through a
+// proxy (in-cluster traffic), bounded by timeout, and carrying the trace context.
+func newPeerClient(timeout time.Duration, idle int) *http.Client {
 	transport := &http.Transport{
-		Proxy:                 nil, // in-cluster traffic never goes through a proxy
+		Proxy:                 nil,
 		DialContext:           (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:          256,
-		MaxIdleConnsPerHost:   256, // the default of 2 would make every burst re-dial
+		MaxIdleConns:          idle,
+		MaxIdleConnsPerHost:   idle,
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: timeout,
-		ForceAttemptHTTP2:     false,
 	}
-	return &EventClient{
-		baseURL: strings.TrimRight(baseURL, "/"),
-		http:    &http.Client{Transport: tracing.Transport(transport), Timeout: timeout},
-	}
+	return &http.Client{Transport: tracing.Transport(transport), Timeout: timeout}
 }
 
 // Close releases idle connections.

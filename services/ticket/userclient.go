@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -45,18 +44,7 @@ func NewUserClient(baseURL string, timeout time.Duration) *UserClient {
 	if timeout <= 0 {
 		timeout = UserTimeout
 	}
-	transport := &http.Transport{
-		Proxy:                 nil,
-		DialContext:           (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:          64,
-		MaxIdleConnsPerHost:   64,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: timeout,
-	}
-	return &UserClient{
-		baseURL: strings.TrimRight(baseURL, "/"),
-		http:    &http.Client{Transport: transport, Timeout: timeout},
-	}
+	return &UserClient{baseURL: strings.TrimRight(baseURL, "/"), http: newPeerClient(timeout, 64)}
 }
 
 // Close releases idle connections.
