@@ -25,6 +25,8 @@ import (
 	"log/slog"
 
 	"github.com/google/uuid"
+
+	"github.com/sbor-dev/sbor/internal/platform/token"
 )
 
 // Version is the prefix of every signed code, the format's version included.
@@ -180,21 +182,13 @@ func Verify(pub ed25519.PublicKey, c Code) bool {
 	return ed25519.Verify(pub, Message(c.KID, c.TicketID, c.EventID), c.Signature[:])
 }
 
-// JSONWebKey is a public key as a JSON Web Key (RFC 8037): what GET
-// /api/events/{id}/scanner-keys lists.
-type JSONWebKey struct {
-	Kty string `json:"kty"`
-	Crv string `json:"crv"`
-	X   string `json:"x"`
-	Kid string `json:"kid"`
-	Alg string `json:"alg"`
-	Use string `json:"use"`
-}
+// JSONWebKey is a public key as a JSON Web Key (RFC 8037), what GET
+// /api/events/{id}/scanner-keys lists: the same shape as the token signing keys' JWKS; only
+// the kid differs (KID, not the RFC 7638 thumbprint).
+type JSONWebKey = token.JWK
 
 // JWKS is a JSON Web Key Set.
-type JWKS struct {
-	Keys []JSONWebKey `json:"keys"`
-}
+type JWKS = token.JWKS
 
 // JWK returns pub as a JSON Web Key.
 func JWK(pub ed25519.PublicKey) JSONWebKey {
