@@ -173,18 +173,11 @@ func (s *Store) TicketTypes(ctx context.Context, eventID uuid.UUID) ([]TicketTyp
 
 // TicketType returns the type id of event eventID.
 func (s *Store) TicketType(ctx context.Context, eventID, id uuid.UUID) (TicketType, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+ticketTypeColumns+` FROM ticket_types WHERE id = $1 AND event_id = $2`, id, eventID)
-	if err != nil {
-		return TicketType{}, db.Unavailable(err)
-	}
-	r, err := pgx.CollectExactlyOneRow(rows, pgx.RowToStructByName[ticketTypeRow])
-	if errors.Is(err, pgx.ErrNoRows) {
+	tt, err := s.ticketTypeByID(ctx, id)
+	if err == nil && tt.EventID != eventID {
 		return TicketType{}, errTypeNotFound
 	}
-	if err != nil {
-		return TicketType{}, db.Unavailable(err)
-	}
-	return r.toTicketType(), nil
+	return tt, err
 }
 
 // ticketTypeByID returns a type whatever its event (the type cache checks the event).
