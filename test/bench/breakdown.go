@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -29,7 +30,8 @@ type breakdown struct {
 	// MachineBusyPct is the share of the machine's CPU time that was not idle during the
 	// run (every process, the bench's own clients and other users of the machine included).
 	MachineBusyPct float64 `json:"machine_busy_pct"`
-	// CPUPerRequestMs is each service's CPU time (user + system) per request of the run.
+	// CPUPerRequestMs is each service's CPU time (user + system) per request of the run, and
+	// that of PostgreSQL, Kafka and the bench itself (its clients).
 	CPUPerRequestMs map[string]float64 `json:"cpu_per_request_ms"`
 	// GCCycles and GCPauseMs are each service's garbage collections during the run and their
 	// total stop-the-world pause.
@@ -56,6 +58,65 @@ type breakdown struct {
 type snapshot struct {
 	metrics map[string]map[string]*dto.MetricFamily
 	cpu     cpuTimes
+	// procCPU is the CPU seconds used so far by the processes the services do not report
+	// themselves: PostgreSQL (the postmaster and its backends), Kafka's JVM and the bench.
+	procCPU map[string]float64
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat's times; 100 on every Linux
+// architecture Go supports.
+const clockTicks = 100
+
+// treeCPU returns the CPU seconds (user + system) of each root process and its live
+// descendants, read from /proc. A root of 0 is skipped.
+func treeCPU(roots map[string]int) map[string]float64 {
+	type stat struct {
+		ppid int
+		cpu  float64
+	}
+	stats := map[int]stat{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// The command name (field 2) may hold spaces; the fields after it are plain.
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		utime, _ := strconv.ParseFloat(f[11], 64)
+		stime, _ := strconv.ParseFloat(f[12], 64)
+		stats[pid] = stat{ppid: ppid, cpu: (utime + stime) / clockTicks}
+	}
+	out := map[string]float64{}
+	for name, root := range roots {
+		if root == 0 {
+			continue
+		}
+		for pid, st := range stats {
+			for p := pid; p > 1; p = stats[p].ppid {
+				if p == root {
+					out[name] += st.cpu
+					break
+				}
+				if _, ok := stats[p]; !ok {
+					break
+				}
+			}
+		}
+	}
+	return out
 }
 
 type cpuTimes struct{ busy, total float64 }
@@ -79,7 +140,16 @@ func readCPU() cpuTimes {
 }
 
 func (p *platform) snapshot(ctx context.Context) snapshot {
-	s := snapshot{metrics: map[string]map[string]*dto.MetricFamily{}, cpu: readCPU()}
+	roots := map[string]int{"postgres": p.pg.PID()}
+	if p.kafka != nil {
+		roots["kafka"] = p.kafka.PID()
+	}
+	s := snapshot{metrics: map[string]map[string]*dto.MetricFamily{}, cpu: readCPU(), procCPU: treeCPU(roots)}
+	// The bench alone: every other process here is its descendant.
+	var self syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &self); err == nil {
+		s.procCPU["bench"] = time.Duration(self.Utime.Nano() + self.Stime.Nano()).Seconds()
+	}
 	for _, name := range serviceNames {
 		if addr := p.metrics[name]; addr != "" {
 			if fams, err := scrape(ctx, addr); err == nil {
@@ -219,6 +289,11 @@ func diff(run string, before, after snapshot, n int) breakdown {
 	bd := breakdown{Run: run, CPUPerRequestMs: map[string]float64{}, GCCycles: map[string]float64{}, GCPauseMs: map[string]float64{}}
 	if dt := after.cpu.total - before.cpu.total; dt > 0 {
 		bd.MachineBusyPct = round(100*(after.cpu.busy-before.cpu.busy)/dt, 1)
+	}
+	for name, a := range after.procCPU {
+		if b, ok := before.procCPU[name]; ok && n > 0 {
+			bd.CPUPerRequestMs[name] = round(1000*(a-b)/float64(n), 3)
+		}
 	}
 	for _, name := range serviceNames {
 		a, b := after.metrics[name], before.metrics[name]

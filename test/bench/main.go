@@ -59,6 +59,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -113,7 +114,7 @@ func main() {
 	flag.DurationVar(&cfg.OverheadDuration, "overhead-duration", 6*time.Second, "length of each side of the gateway-overhead comparison (run in four alternating rounds)")
 	flag.DurationVar(&cfg.NotifyTimeout, "notify-timeout", 20*time.Second, "how long to wait, after the runs, for every purchase's notification")
 	flag.BoolVar(&cfg.Fsync, "fsync", true, "run PostgreSQL with fsync on (durable commits)")
-	flag.BoolVar(&cfg.PProf, "pprof", false, "build with net/http/pprof and save CPU profiles of the peak run under .bench/pprof")
+	flag.BoolVar(&cfg.PProf, "pprof", false, "build with net/http/pprof and save CPU profiles of the peak and half-rate runs under .bench/pprof/{peak,half}")
 	flag.Var(cfg.Env, "env", "KEY=VALUE added to every service's environment (repeatable)")
 	flag.StringVar(&cfg.Out, "out", "", "output directory (default .bench in the repository)")
 	flag.StringVar(&cfg.Overlay, "overlay", "", "go build -overlay file for the sbor binary (for trying a change without editing the tree)")
@@ -246,7 +247,7 @@ func run(ctx context.Context, cfg config) (int, error) {
 	logf("peak: %d clients for %s", cfg.Clients, cfg.Duration)
 	var profiles chan error
 	if cfg.PProf {
-		profiles = p.profile(ctx, filepath.Join(cfg.Out, "pprof"), cfg.Duration-time.Second)
+		profiles = p.profile(ctx, filepath.Join(cfg.Out, "pprof", "peak"), cfg.Duration-time.Second)
 	}
 	before := p.snapshot(ctx)
 	probe, err := startCommitProbe(ctx, p.dbURL["limit"])
@@ -279,11 +280,19 @@ func run(ctx context.Context, cfg config) (int, error) {
 	half := max(peak.PerSecond/2, 1)
 	halfDuration := max(cfg.Duration/2, 5*time.Second)
 	logf("half rate: %.0f purchases/s for %s", half, halfDuration)
+	if cfg.PProf {
+		profiles = p.profile(ctx, filepath.Join(cfg.Out, "pprof", "half"), halfDuration-time.Second)
+	}
 	before = p.snapshot(ctx)
 	if probe, err = startCommitProbe(ctx, p.dbURL["limit"]); err != nil {
 		return 2, err
 	}
 	paced := openLoop(ctx, "half rate", half, halfDuration, cfg.Clients, buy("half rate", bigType))
+	if profiles != nil {
+		if err := <-profiles; err != nil {
+			logf("pprof: %v", err)
+		}
+	}
 	bd = diff("half rate", before, p.snapshot(ctx), paced.Requests)
 	bd.CommitP50Ms, bd.CommitP99Ms = probe.finish()
 	res.Breakdowns = append(res.Breakdowns, bd)
@@ -462,8 +471,20 @@ func (p *platform) profile(ctx context.Context, dir string, d time.Duration) cha
 		errc <- err
 		return errc
 	}
+	// The bench's own clients share the machine: profile them too, for the same window.
+	own, err := os.Create(filepath.Join(dir, "bench.cpu.pprof"))
+	if err != nil {
+		errc <- err
+		return errc
+	}
+	if err := pprof.StartCPUProfile(own); err != nil {
+		own.Close()
+		errc <- err
+		return errc
+	}
 	go func() {
 		var errs []error
+		time.AfterFunc(d, func() { pprof.StopCPUProfile(); own.Close() })
 		done := make(chan error, len(p.pprof))
 		for name, addr := range p.pprof {
 			go func() {

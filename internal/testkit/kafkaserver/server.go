@@ -194,6 +194,16 @@ func (s *Server) Timings() Timings {
 	return s.timings
 }
 
+// PID returns the broker's process id, or 0 while it is not running.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil || s.proc.cmd.Process == nil {
+		return 0
+	}
+	return s.proc.cmd.Process.Pid
+}
+
 // Running reports whether the broker process is alive.
 func (s *Server) Running() bool {
 	s.mu.Lock()
