@@ -67,8 +67,10 @@ type snapshot struct {
 // architecture Go supports.
 const clockTicks = 100
 
-// treeCPU returns the CPU seconds (user + system) of each root process and its live
-// descendants, read from /proc. A root of 0 is skipped.
+// treeCPU returns the CPU seconds (user + system) of each root process and its descendants,
+// read from /proc: the live ones, and those that exited and were waited for (PostgreSQL's
+// backends of closed connections count in the postmaster's children times). A root of 0 is
+// skipped.
 func treeCPU(roots map[string]int) map[string]float64 {
 	type stat struct {
 		ppid int
@@ -91,13 +93,16 @@ func treeCPU(roots map[string]int) map[string]float64 {
 			continue
 		}
 		f := strings.Fields(string(b[i+1:]))
-		if len(f) < 13 {
+		if len(f) < 15 {
 			continue
 		}
 		ppid, _ := strconv.Atoi(f[1])
-		utime, _ := strconv.ParseFloat(f[11], 64)
-		stime, _ := strconv.ParseFloat(f[12], 64)
-		stats[pid] = stat{ppid: ppid, cpu: (utime + stime) / clockTicks}
+		var ticks float64
+		for _, i := range []int{11, 12, 13, 14} { // utime, stime, and those of children waited for
+			v, _ := strconv.ParseFloat(f[i], 64)
+			ticks += v
+		}
+		stats[pid] = stat{ppid: ppid, cpu: ticks / clockTicks}
 	}
 	out := map[string]float64{}
 	for name, root := range roots {
@@ -284,6 +289,42 @@ func quantileMs(before, after map[string]*dto.MetricFamily, name string, want ma
 	return round(1000*bounds[len(bounds)-1], 1) // past the last finite bucket: at least that
 }
 
+// cpuAccount adds up the CPU each process used over several stretches of time (the rounds of
+// one side of the gateway-overhead comparison), for a breakdown with CPU figures only.
+type cpuAccount struct {
+	busy, total float64
+	seconds     map[string]float64
+}
+
+func (a *cpuAccount) add(before, after snapshot) {
+	if a.seconds == nil {
+		a.seconds = map[string]float64{}
+	}
+	a.busy += after.cpu.busy - before.cpu.busy
+	a.total += after.cpu.total - before.cpu.total
+	for name, v := range after.procCPU {
+		a.seconds[name] += v - before.procCPU[name]
+	}
+	for _, name := range serviceNames {
+		if am, bm := after.metrics[name], before.metrics[name]; am != nil && bm != nil {
+			a.seconds[name] += value(am, "process_cpu_seconds_total", nil) - value(bm, "process_cpu_seconds_total", nil)
+		}
+	}
+}
+
+func (a *cpuAccount) breakdown(run string, n int) breakdown {
+	bd := breakdown{Run: run, CPUPerRequestMs: map[string]float64{}}
+	if a.total > 0 {
+		bd.MachineBusyPct = round(100*a.busy/a.total, 1)
+	}
+	for name, v := range a.seconds {
+		if n > 0 {
+			bd.CPUPerRequestMs[name] = round(1000*v/float64(n), 3)
+		}
+	}
+	return bd
+}
+
 // diff computes the breakdown of a run of n requests between two snapshots.
 func diff(run string, before, after snapshot, n int) breakdown {
 	bd := breakdown{Run: run, CPUPerRequestMs: map[string]float64{}, GCCycles: map[string]float64{}, GCPauseMs: map[string]float64{}}
@@ -345,6 +386,10 @@ func renderBreakdowns(bds []breakdown) string {
 		for _, name := range names {
 			cpu = append(cpu, fmt.Sprintf("%s %.2f", name, bd.CPUPerRequestMs[name]))
 			gc = append(gc, fmt.Sprintf("%s %.0f (%.1f)", name, bd.GCCycles[name], bd.GCPauseMs[name]))
+		}
+		if bd.GCCycles == nil { // a CPU-only breakdown (cpuAccount): the GET comparison
+			fmt.Fprintf(&b, "| %s | %.0f | – | – | – | – | – | %s | – |\n", bd.Run, bd.MachineBusyPct, strings.Join(cpu, ", "))
+			continue
 		}
 		fmt.Fprintf(&b, "| %s | %.0f | %.1f / %.1f | %.1f / %.1f | %.1f / %.1f | %.1f | %.1f | %s | %s |\n", bd.Run, bd.MachineBusyPct,
 			bd.GatewayP50Ms, bd.GatewayP99Ms, bd.TicketP50Ms, bd.TicketP99Ms, bd.CommitP50Ms, bd.CommitP99Ms, bd.MeanBatch, bd.TicketPoolWaitPct,

@@ -119,14 +119,20 @@ func closedLoop(ctx context.Context, name string, clients int, duration time.Dur
 // per side, and summarises each side over its rounds. Comparing two runs made one after the
 // other on a shared machine compares whatever else ran at each moment; alternating in short
 // rounds spreads that over both.
-func alternating(ctx context.Context, names [2]string, clients int, duration time.Duration, rounds int, a, b request) (stats, stats) {
+// around, if not nil, is called before each round of side i and returns what to call after it.
+func alternating(ctx context.Context, names [2]string, clients int, duration time.Duration, rounds int, a, b request, around func(i int) func()) (stats, stats) {
 	recs := [2]*recorder{newRecorder(), newRecorder()}
 	var elapsed [2]time.Duration
 	var seqs [2]atomic.Int64
 	slice := duration / time.Duration(rounds)
 	for range rounds {
 		for i, do := range []request{a, b} {
+			after := func() {}
+			if around != nil {
+				after = around(i)
+			}
 			elapsed[i] += closedLoopInto(ctx, recs[i], clients, slice, 0, do, &seqs[i])
+			after()
 		}
 	}
 	return recs[0].stats(names[0], clients, elapsed[0]), recs[1].stats(names[1], clients, elapsed[1])

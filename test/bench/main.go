@@ -319,8 +319,14 @@ func run(ctx context.Context, cfg config) (int, error) {
 	logf("limit: %.0f tickets/s; ratio %.2f", res.Limit.PerSecond, res.Ratio)
 
 	logf("gateway overhead: GET /api/tickets through the gateway and straight to the service, %s each", cfg.OverheadDuration)
+	var sides [2]cpuAccount
 	res.Direct, res.Gateway = alternating(ctx, [2]string{"GET direct", "GET via gateway"}, cfg.Clients, cfg.OverheadDuration, 4,
-		listTickets(c, p.url["ticket"], buyers, true), listTickets(c, gw, buyers, false))
+		listTickets(c, p.url["ticket"], buyers, true), listTickets(c, gw, buyers, false),
+		func(i int) func() {
+			before := p.snapshot(ctx)
+			return func() { sides[i].add(before, p.snapshot(ctx)) }
+		})
+	res.Breakdowns = append(res.Breakdowns, sides[0].breakdown("GET direct", res.Direct.Requests), sides[1].breakdown("GET via gateway", res.Gateway.Requests))
 	if res.Direct.PerSecond > 0 {
 		res.OverheadPct = round(100*(1-res.Gateway.PerSecond/res.Direct.PerSecond), 1)
 	}
