@@ -30,6 +30,10 @@ var (
 	publishErrors = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "sbor_outbox_publish_errors_total", Help: "Failed attempts to publish an outbox batch.",
 	}, []string{"service"})
+	publishBatchSize = promauto.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "sbor_outbox_publish_batch_size", Help: "Messages published to Kafka in one relay transaction.",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 500},
+	}, []string{"service"})
 )
 
 // Publisher is what the relay needs of a Kafka writer.
@@ -42,6 +46,14 @@ type Publisher interface {
 // One relay at a time holds the outbox's advisory lock, so several replicas never publish the
 // same batch twice or reorder a key's messages; the others stand by and take over when it
 // goes away.
+//
+// Every committed transaction that wrote outbox rows notifies the relay. Notifications that
+// arrive while it reads or publishes are coalesced into one more read, and reads are at least
+// MinInterval apart: under load the relay publishes many transactions' rows in one
+// transaction and one Kafka request, where it would otherwise pay both for every commit; an
+// idle relay still publishes a lone message as soon as it is notified. Marking rows published
+// is committed without waiting for the disk flush: a crash can only lose the mark, and a
+// message published twice is what consumers already expect (at least once).
 type Relay struct {
 	Pool      *pgxpool.Pool
 	Publisher Publisher
@@ -50,7 +62,10 @@ type Relay struct {
 	Service string
 	// PollInterval bounds how long a message can wait if a notification is missed.
 	PollInterval time.Duration
-	BatchSize    int
+	// MinInterval is the shortest time between two reads of the outbox (DefaultMinInterval
+	// when 0; negative: none).
+	MinInterval time.Duration
+	BatchSize   int
 	// Retention is how long published rows are kept for inspection before they are deleted.
 	Retention time.Duration
 	// TopicPrefix is prepended to every topic (SBOR_KAFKA_TOPIC_PREFIX), so several platforms
@@ -60,6 +75,13 @@ type Relay struct {
 
 // lockID is the advisory lock that elects the active relay of one database.
 const lockID int64 = 0x5b0a_0417
+
+// DefaultMinInterval is the shortest time between two reads of the outbox: what a message
+// committed right after a read may wait for the next one, under load.
+const DefaultMinInterval = 10 * time.Millisecond
+
+// pendingRetry is how soon the relay looks again for rows it could not read yet.
+const pendingRetry = 20 * time.Millisecond
 
 // Run publishes until ctx is cancelled.
 func (r *Relay) Run(ctx context.Context) error {
@@ -71,6 +93,9 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	if r.Retention == 0 {
 		r.Retention = time.Hour
+	}
+	if r.MinInterval == 0 {
+		r.MinInterval = DefaultMinInterval
 	}
 	// The error series exists from the start, so a rate over it is 0 rather than absent.
 	publishErrors.WithLabelValues(r.Service)
@@ -98,11 +123,39 @@ func (r *Relay) listenAndPublish(ctx context.Context) error {
 	if _, err := conn.Exec(ctx, "LISTEN sbor_outbox"); err != nil {
 		return err
 	}
-	// A LISTEN connection must not go back to the pool still listening.
-	defer func() { _, _ = conn.Exec(context.WithoutCancel(ctx), "UNLISTEN *") }()
+	// The listening connection only waits; the relay reads and publishes on other
+	// connections of the pool, so notifications keep arriving meanwhile. Each one fills wake
+	// if it is empty: a burst of commits during a read costs one more read, not one each.
+	listenCtx, stopListening := context.WithCancel(ctx)
+	wake := make(chan struct{}, 1)
+	listenDone := make(chan struct{})
+	var listenErr error
+	go func() {
+		defer close(listenDone)
+		for {
+			if _, err := conn.Conn().WaitForNotification(listenCtx); err != nil {
+				listenErr = err
+				return
+			}
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	defer func() {
+		stopListening()
+		<-listenDone
+		// A LISTEN connection must not go back to the pool still listening.
+		_, _ = conn.Exec(context.WithoutCancel(ctx), "UNLISTEN *")
+	}()
 
-	lastHousekeeping := time.Time{}
+	var lastRead, lastHousekeeping time.Time
 	for {
+		if wait := r.MinInterval - time.Since(lastRead); wait > 0 && !sleep(ctx, wait) {
+			return nil
+		}
+		lastRead = time.Now()
 		pending, err := r.drain(ctx)
 		if err != nil {
 			return err
@@ -117,17 +170,23 @@ func (r *Relay) listenAndPublish(ctx context.Context) error {
 		// safe to read yet; look again soon instead of waiting for the next notification.
 		wait := r.PollInterval
 		if pending {
-			wait = 20 * time.Millisecond
+			wait = pendingRetry
 		}
-		waitCtx, cancel := context.WithTimeout(ctx, wait)
-		_, err = conn.Conn().WaitForNotification(waitCtx)
-		cancel()
-		if ctx.Err() != nil {
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
 			return nil
+		case <-listenDone:
+			timer.Stop()
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("wait for notification: %w", listenErr)
+		case <-wake:
+		case <-timer.C:
 		}
-		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("wait for notification: %w", err)
-		}
+		timer.Stop()
 	}
 }
 
@@ -135,13 +194,13 @@ func (r *Relay) listenAndPublish(ctx context.Context) error {
 // read yet (or that another replica owns).
 func (r *Relay) drain(ctx context.Context) (pending bool, err error) {
 	for {
-		n, more, err := r.publishBatch(ctx)
+		full, pending, err := r.publishBatch(ctx)
 		if err != nil {
 			publishErrors.WithLabelValues(r.Service).Inc()
 			return false, err
 		}
-		if n == 0 {
-			return more, nil
+		if !full {
+			return pending, nil
 		}
 	}
 }
@@ -155,7 +214,11 @@ type outboxRow struct {
 	createdAt time.Time
 }
 
-func (r *Relay) publishBatch(ctx context.Context) (published int, pending bool, err error) {
+// publishBatch publishes the oldest readable rows, at most BatchSize, in one transaction.
+// full reports a full batch: more rows may be readable at once. After a batch that was not
+// full, pending reports unpublished rows that remain: not readable yet, or owned by the relay
+// of another replica.
+func (r *Relay) publishBatch(ctx context.Context) (full, pending bool, err error) {
 	var partialErr error
 	defer func() {
 		if err == nil {
@@ -163,8 +226,10 @@ func (r *Relay) publishBatch(ctx context.Context) (published int, pending bool, 
 		}
 	}()
 	err = pgx.BeginFunc(ctx, r.Pool, func(tx pgx.Tx) error {
+		// Only the mark "published" is written here; losing it in a crash republishes the
+		// rows, which consumers dedupe. So the commit need not wait for the disk.
 		var leader bool
-		if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1)", lockID).Scan(&leader); err != nil {
+		if err := tx.QueryRow(ctx, "SELECT pg_try_advisory_xact_lock($1), set_config('synchronous_commit', 'off', true)", lockID).Scan(&leader, nil); err != nil {
 			return err
 		}
 		if !leader {
@@ -188,6 +253,7 @@ func (r *Relay) publishBatch(ctx context.Context) (published int, pending bool, 
 		if err != nil {
 			return err
 		}
+		full = len(batch) == r.BatchSize
 		if len(batch) == 0 {
 			return tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL)").Scan(&pending)
 		}
@@ -226,6 +292,7 @@ func (r *Relay) publishBatch(ctx context.Context) (published int, pending bool, 
 		if _, err := tx.Exec(ctx, "UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY($1)", ids); err != nil {
 			return err
 		}
+		publishBatchSize.WithLabelValues(r.Service).Observe(float64(len(ids)))
 		now := time.Now()
 		for i, x := range batch {
 			if writeErrs == nil || writeErrs[i] == nil {
@@ -233,14 +300,19 @@ func (r *Relay) publishBatch(ctx context.Context) (published int, pending bool, 
 			}
 		}
 		publishedTotal.WithLabelValues(r.Service).Add(float64(len(ids)))
-		published = len(ids)
 		if publishErr != nil {
 			// Commit what was acknowledged, then report the rest so the relay backs off.
 			partialErr = fmt.Errorf("publish: %d of %d messages failed: %w", len(batch)-len(ids), len(batch), publishErr)
+			return nil
 		}
-		return nil
+		if full {
+			return nil
+		}
+		// Rows committed since the read (they notified: another read follows) or not
+		// readable yet.
+		return tx.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM outbox WHERE published_at IS NULL)").Scan(&pending)
 	})
-	return published, pending, err
+	return full, pending, err
 }
 
 func (r *Relay) housekeeping(ctx context.Context) error {
@@ -249,7 +321,15 @@ func (r *Relay) housekeeping(ctx context.Context) error {
 		return err
 	}
 	backlogGauge.WithLabelValues(r.Service).Set(float64(backlog))
-	_, err := r.Pool.Exec(ctx, "DELETE FROM outbox WHERE published_at < now() - make_interval(secs => $1)", r.Retention.Seconds())
+	// Rows are kept for Retention after they were written. Ids grow with time, so the old
+	// rows are a prefix of the primary key: find where it ends, walking the key from its
+	// start (only over the rows about to go), and delete the published rows before it. A
+	// condition on the times alone would read the whole table every time.
+	_, err := r.Pool.Exec(ctx, `
+		DELETE FROM outbox
+		WHERE published_at IS NOT NULL AND id < coalesce(
+			(SELECT id FROM outbox WHERE created_at >= now() - make_interval(secs => $1) ORDER BY id LIMIT 1),
+			(SELECT max(id) + 1 FROM outbox))`, r.Retention.Seconds())
 	return err
 }
 
