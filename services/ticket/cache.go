@@ -84,14 +84,20 @@ func (c *typeCache) get(ctx context.Context, eventID, id uuid.UUID) (*cachedType
 // event is not asked about again for ttl, a cancelled one never again. Other answers (a draft,
 // unknown, an error) are not cached. Cancel marks an event cancelled at once; a status
 // fetched before it cannot undo that.
+//
+// An answer older than half the ttl is still used, and a fetch starts in the background
+// (one per event): under steady traffic the answer is renewed before it expires, so no
+// purchase waits for the event service, while none is ever decided by an answer older than
+// ttl.
 type eventStatusCache struct {
 	ttl   time.Duration // <= 0: every lookup asks the event service
 	now   func() time.Time
 	fetch func(ctx context.Context, id uuid.UUID) (EventInfo, error)
 
-	mu      sync.Mutex
-	entries map[uuid.UUID]eventStatus
-	fetches singleflight.Group
+	mu         sync.Mutex
+	entries    map[uuid.UUID]eventStatus
+	refreshing map[uuid.UUID]bool // background fetches under way
+	fetches    singleflight.Group
 }
 
 type eventStatus struct {
@@ -103,7 +109,7 @@ type eventStatus struct {
 const maxCachedEvents = 10_000
 
 func newEventStatusCache(ttl time.Duration, now func() time.Time, fetch func(context.Context, uuid.UUID) (EventInfo, error)) *eventStatusCache {
-	return &eventStatusCache{ttl: ttl, now: now, fetch: fetch, entries: map[uuid.UUID]eventStatus{}}
+	return &eventStatusCache{ttl: ttl, now: now, fetch: fetch, entries: map[uuid.UUID]eventStatus{}, refreshing: map[uuid.UUID]bool{}}
 }
 
 // status returns the event's status: cancelled if it was ever seen cancelled, the cached
@@ -113,8 +119,16 @@ func (c *eventStatusCache) status(ctx context.Context, id uuid.UUID) (string, er
 	c.mu.Lock()
 	e, ok := c.entries[id]
 	c.mu.Unlock()
-	if ok && (e.status == EventCancelled || (c.ttl > 0 && c.now().Sub(e.fetchedAt) < c.ttl)) {
+	if ok && e.status == EventCancelled {
 		return e.status, nil
+	}
+	if ok && c.ttl > 0 {
+		if age := c.now().Sub(e.fetchedAt); age < c.ttl {
+			if age >= c.ttl/2 {
+				c.refreshAhead(ctx, id)
+			}
+			return e.status, nil
+		}
 	}
 	if c.ttl <= 0 {
 		ev, err := c.fetch(ctx, id)
@@ -124,7 +138,18 @@ func (c *eventStatusCache) status(ctx context.Context, id uuid.UUID) (string, er
 		c.remember(id, ev.Status, c.now())
 		return c.latest(id, ev.Status), nil
 	}
+	status, err := c.sharedFetch(ctx, id)
+	if err != nil {
+		return "", err
+	}
+	return c.latest(id, status), nil
+}
+
+// sharedFetch asks the event service once for everyone asking about id meanwhile, and
+// remembers the answer as of the moment it asked.
+func (c *eventStatusCache) sharedFetch(ctx context.Context, id uuid.UUID) (string, error) {
 	v, err, _ := c.fetches.Do(id.String(), func() (any, error) {
+		// The fetch is shared: it must not fail because the request that started it went away.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sharedCallTimeout)
 		defer cancel()
 		fetchedAt := c.now()
@@ -138,7 +163,27 @@ func (c *eventStatusCache) status(ctx context.Context, id uuid.UUID) (string, er
 	if err != nil {
 		return "", err
 	}
-	return c.latest(id, v.(string)), nil
+	return v.(string), nil
+}
+
+// refreshAhead renews id's answer in the background, unless that is already under way. A
+// failure is not reported: the answer expires and the next lookup asks, and reports.
+func (c *eventStatusCache) refreshAhead(ctx context.Context, id uuid.UUID) {
+	c.mu.Lock()
+	if c.refreshing[id] {
+		c.mu.Unlock()
+		return
+	}
+	c.refreshing[id] = true
+	c.mu.Unlock()
+	go func() {
+		defer func() {
+			c.mu.Lock()
+			delete(c.refreshing, id)
+			c.mu.Unlock()
+		}()
+		_, _ = c.sharedFetch(ctx, id)
+	}()
 }
 
 // remember caches a published or cancelled status fetched at fetchedAt; nothing replaces a

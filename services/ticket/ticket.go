@@ -42,8 +42,10 @@
 //
 // Purchases ask through two caches (cache.go). A type is loaded once (it never changes but
 // for its counter) and remembered sold out once seen so. The event's status is cached: a
-// "published" answer is trusted for Options.EventStatusTTL (1 s by default), "cancelled"
-// for good. The window this opens on a cancellation, exactly:
+// "published" answer is trusted for Options.EventStatusTTL (1 s by default) and renewed in
+// the background once it is half as old, so purchases under traffic never wait for the
+// event service; "cancelled" is trusted for good. The window this opens on a cancellation,
+// exactly:
 //
 //   - Once the cancellation is recorded in this service's database (the event.cancelled
 //     consumer of any replica committed it), no purchase succeeds on any replica: the
