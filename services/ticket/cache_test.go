@@ -78,16 +78,33 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 	}
 }
 
-func TestEventStatusCacheRenewsAheadWithoutWaiting(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	const ttl = time.Second
-	events, clock, id := &fakeEvents{status: EventPublished}, newFakeClock(), uuid.New()
-	c := newEventStatusCache(ttl, clock.now, events.fetch)
+// statusCacheTest is an event status cache over a fake event service and clock, with ttl 1 s,
+// that has already cached "published" for the event id.
+type statusCacheTest struct {
+	ctx    context.Context
+	c      *eventStatusCache
+	events *fakeEvents
+	clock  *fakeClock
+	id     uuid.UUID
+}
 
-	if s, err := c.status(ctx, id); err != nil || s != EventPublished {
+const testStatusTTL = time.Second
+
+func newStatusCacheTest(t *testing.T) *statusCacheTest {
+	t.Helper()
+	events, clock := &fakeEvents{status: EventPublished}, newFakeClock()
+	st := &statusCacheTest{ctx: context.Background(), events: events, clock: clock, id: uuid.New(),
+		c: newEventStatusCache(testStatusTTL, clock.now, events.fetch)}
+	if s, err := st.c.status(st.ctx, st.id); err != nil || s != EventPublished {
 		t.Fatalf("first lookup: %q, %v", s, err)
 	}
+	return st
+}
+
+func TestEventStatusCacheRenewsAheadWithoutWaiting(t *testing.T) {
+	t.Parallel()
+	st := newStatusCacheTest(t)
+	ctx, c, events, clock, id, ttl := st.ctx, st.c, st.events, st.clock, st.id, testStatusTTL
 	clock.advance(ttl / 4)
 	if _, err := c.status(ctx, id); err != nil || events.calls.Load() != 1 {
 		t.Fatalf("a fresh answer asked the event service again (%d calls, %v)", events.calls.Load(), err)
@@ -120,13 +137,8 @@ func TestEventStatusCacheRenewsAheadWithoutWaiting(t *testing.T) {
 
 func TestEventStatusCacheNeverUsesAnAnswerOlderThanTTL(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	const ttl = time.Second
-	events, clock, id := &fakeEvents{status: EventPublished}, newFakeClock(), uuid.New()
-	c := newEventStatusCache(ttl, clock.now, events.fetch)
-	if _, err := c.status(ctx, id); err != nil {
-		t.Fatal(err)
-	}
+	st := newStatusCacheTest(t)
+	ctx, c, events, clock, id, ttl := st.ctx, st.c, st.events, st.clock, st.id, testStatusTTL
 	// Nobody looked during the second half of the ttl, so nothing was renewed: the next
 	// lookup waits for the event service, and gets its new answer.
 	events.set(EventCancelled, nil)
@@ -141,13 +153,8 @@ func TestEventStatusCacheNeverUsesAnAnswerOlderThanTTL(t *testing.T) {
 
 func TestEventStatusCacheRenewalSeesTheCancellation(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	const ttl = time.Second
-	events, clock, id := &fakeEvents{status: EventPublished}, newFakeClock(), uuid.New()
-	c := newEventStatusCache(ttl, clock.now, events.fetch)
-	if _, err := c.status(ctx, id); err != nil {
-		t.Fatal(err)
-	}
+	st := newStatusCacheTest(t)
+	ctx, c, events, clock, id, ttl := st.ctx, st.c, st.events, st.clock, st.id, testStatusTTL
 	events.set(EventCancelled, nil)
 	clock.advance(ttl * 6 / 10)
 	if s, _ := c.status(ctx, id); s != EventPublished {
@@ -161,13 +168,8 @@ func TestEventStatusCacheRenewalSeesTheCancellation(t *testing.T) {
 
 func TestEventStatusCacheFailedRenewalIsNotCached(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	const ttl = time.Second
-	events, clock, id := &fakeEvents{status: EventPublished}, newFakeClock(), uuid.New()
-	c := newEventStatusCache(ttl, clock.now, events.fetch)
-	if _, err := c.status(ctx, id); err != nil {
-		t.Fatal(err)
-	}
+	st := newStatusCacheTest(t)
+	ctx, c, events, clock, id, ttl := st.ctx, st.c, st.events, st.clock, st.id, testStatusTTL
 	unavailable := errors.New("event service unavailable")
 	events.set("", unavailable)
 	clock.advance(ttl * 6 / 10)
