@@ -19,6 +19,7 @@
 package kafkabus
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -151,6 +152,9 @@ type Consumer struct {
 	// DefaultCommitInterval when 0; negative commits synchronously after every message
 	// (every batch, with a BatchHandler).
 	CommitInterval time.Duration
+	// LagInterval is how often the consumer reads the group's lag on every partition of its
+	// topics from the brokers (DefaultLagInterval when 0; negative: never). See reportLag.
+	LagInterval time.Duration
 }
 
 // Defaults of the Consumer's options.
@@ -159,6 +163,9 @@ const (
 	DefaultCommitInterval = 500 * time.Millisecond
 	DefaultMaxBatch       = 500
 	DefaultBatchWait      = 5 * time.Millisecond
+	// DefaultLagInterval is how often a Consumer refreshes sbor_kafka_consumer_lag from the
+	// brokers.
+	DefaultLagInterval = 10 * time.Second
 )
 
 // messageContext derives the context one message is handled in from the consumer's. It is
@@ -218,6 +225,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 		ErrorLogger:            kafka.LoggerFunc(func(f string, a ...any) { c.Log.Debug("kafka reader: " + fmt.Sprintf(f, a...)) }),
 	})
 	defer r.Close()
+	if lagEvery := cmp.Or(c.LagInterval, DefaultLagInterval); lagEvery > 0 {
+		lagCtx, stopLag := context.WithCancel(ctx)
+		lagDone := make(chan struct{})
+		go func() { defer close(lagDone); c.reportLag(lagCtx, lagEvery) }()
+		defer func() { stopLag(); <-lagDone }()
+	}
 	batch := make([]Message, 0, maxBatch)
 	msgs := make([]kafka.Message, 0, maxBatch)
 	for {
