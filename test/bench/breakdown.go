@@ -303,7 +303,9 @@ func (a *cpuAccount) add(before, after snapshot) {
 	a.busy += after.cpu.busy - before.cpu.busy
 	a.total += after.cpu.total - before.cpu.total
 	for name, v := range after.procCPU {
-		a.seconds[name] += v - before.procCPU[name]
+		if b, ok := before.procCPU[name]; ok {
+			a.seconds[name] += v - b
+		}
 	}
 	for _, name := range serviceNames {
 		if am, bm := after.metrics[name], before.metrics[name]; am != nil && bm != nil {
@@ -327,22 +329,14 @@ func (a *cpuAccount) breakdown(run string, n int) breakdown {
 
 // diff computes the breakdown of a run of n requests between two snapshots.
 func diff(run string, before, after snapshot, n int) breakdown {
-	bd := breakdown{Run: run, CPUPerRequestMs: map[string]float64{}, GCCycles: map[string]float64{}, GCPauseMs: map[string]float64{}}
-	if dt := after.cpu.total - before.cpu.total; dt > 0 {
-		bd.MachineBusyPct = round(100*(after.cpu.busy-before.cpu.busy)/dt, 1)
-	}
-	for name, a := range after.procCPU {
-		if b, ok := before.procCPU[name]; ok && n > 0 {
-			bd.CPUPerRequestMs[name] = round(1000*(a-b)/float64(n), 3)
-		}
-	}
+	var cpu cpuAccount
+	cpu.add(before, after)
+	bd := cpu.breakdown(run, n)
+	bd.GCCycles, bd.GCPauseMs = map[string]float64{}, map[string]float64{}
 	for _, name := range serviceNames {
 		a, b := after.metrics[name], before.metrics[name]
 		if a == nil || b == nil {
 			continue
-		}
-		if n > 0 {
-			bd.CPUPerRequestMs[name] = round(1000*(value(a, "process_cpu_seconds_total", nil)-value(b, "process_cpu_seconds_total", nil))/float64(n), 3)
 		}
 		bd.GCCycles[name] = value(a, "go_gc_duration_seconds", nil) - value(b, "go_gc_duration_seconds", nil)
 		bd.GCPauseMs[name] = round(1000*(summarySum(a, "go_gc_duration_seconds")-summarySum(b, "go_gc_duration_seconds")), 2)
