@@ -168,6 +168,20 @@ func callerAndEvent(r *http.Request) (identity.Identity, uuid.UUID, error) {
 	return caller, eventID, err
 }
 
+// callerAndTicket is the start of every ticket-scoped route: who asks (401 without an
+// identity) and about which ticket (404 for an id that cannot be one).
+func callerAndTicket(r *http.Request) (identity.Identity, uuid.UUID, error) {
+	caller, err := identity.Require(r.Context())
+	if err != nil {
+		return identity.Identity{}, uuid.Nil, err
+	}
+	id, err := uuid.Parse(chi.URLParam(r, "id"))
+	if err != nil {
+		return identity.Identity{}, uuid.Nil, errTicketNotFound
+	}
+	return caller, id, nil
+}
+
 func (h handlers) createTicketType(w http.ResponseWriter, r *http.Request) {
 	caller, eventID, err := callerAndEvent(r)
 	if err != nil {
@@ -304,14 +318,9 @@ func (h handlers) myTickets(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h handlers) qr(w http.ResponseWriter, r *http.Request) {
-	caller, err := identity.Require(r.Context())
+	caller, id, err := callerAndTicket(r)
 	if err != nil {
 		web.Error(w, r, err)
-		return
-	}
-	id, err := uuid.Parse(chi.URLParam(r, "id"))
-	if err != nil {
-		web.Error(w, r, errTicketNotFound)
 		return
 	}
 	png, err := h.core.QR(r.Context(), caller, id)

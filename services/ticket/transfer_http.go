@@ -4,10 +4,8 @@ import (
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/google/uuid"
 
 	"github.com/sbor-dev/sbor/internal/platform/errs"
-	"github.com/sbor-dev/sbor/internal/platform/identity"
 	"github.com/sbor-dev/sbor/internal/platform/web"
 )
 
@@ -26,14 +24,9 @@ func TransferRoutes(r chi.Router, tr *Transfers) {
 // transfer answers 200 with the old ticket, now transferred; the recipient finds the new one
 // in their own tickets.
 func (h transferHandlers) transfer(w http.ResponseWriter, r *http.Request) {
-	caller, err := identity.Require(r.Context())
+	caller, id, err := callerAndTicket(r)
 	if err != nil {
 		web.Error(w, r, err)
-		return
-	}
-	id, err := uuid.Parse(chi.URLParam(r, "id"))
-	if err != nil {
-		web.Error(w, r, errTicketNotFound)
 		return
 	}
 	var req transferRequest
