@@ -5,14 +5,12 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httputil"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -25,7 +23,6 @@ import (
 	"github.com/sbor-dev/sbor/internal/platform/errs"
 	"github.com/sbor-dev/sbor/internal/platform/identity"
 	"github.com/sbor-dev/sbor/internal/platform/token"
-	"github.com/sbor-dev/sbor/internal/platform/tracing"
 	"github.com/sbor-dev/sbor/internal/platform/web"
 )
 
@@ -40,33 +37,14 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// MaxBodyBytes caps request bodies before they reach a service.
 	MaxBodyBytes int64
-	// UpstreamTimeout bounds how long a service may take to start answering.
+	// UpstreamTimeout bounds how long a service may take to answer (30 s when zero).
 	UpstreamTimeout time.Duration
-	// MaxIdleConnsPerHost keeps that many connections open to each service for reuse.
-	MaxIdleConnsPerHost int
+	// MaxConnsPerService caps the connections to each service (kept open for reuse while
+	// busy); a request that finds them all busy waits for one.
+	MaxConnsPerService int
 	// TokenCacheSize is how many verified access tokens are remembered until they expire
 	// (see tokenCache): 0 means DefaultTokenCacheSize, negative turns the cache off.
 	TokenCacheSize int
-}
-
-// NewTransport returns the pooled transport used towards the services.
-func NewTransport(cfg Config) *http.Transport {
-	perHost := cfg.MaxIdleConnsPerHost
-	if perHost == 0 {
-		perHost = 256
-	}
-	timeout := cfg.UpstreamTimeout
-	if timeout == 0 {
-		timeout = 30 * time.Second
-	}
-	return &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: 3 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:          4 * perHost,
-		MaxIdleConnsPerHost:   perHost,
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: timeout,
-		ExpectContinueTimeout: time.Second,
-	}
 }
 
 // Router is what extra routes (health, documents) are mounted on.
@@ -84,7 +62,6 @@ func Handler(log *slog.Logger, cfg Config, verifier TokenVerifier, extra func(Ro
 		}
 		verifier = newTokenCache(v, size)
 	}
-	transport := NewTransport(cfg)
 	proxies := map[Upstream]http.Handler{}
 	for _, u := range []Upstream{UpstreamUser, UpstreamEvent, UpstreamTicket, UpstreamNotification} {
 		raw := cfg.Upstreams[u]
@@ -96,7 +73,7 @@ func Handler(log *slog.Logger, cfg Config, verifier TokenVerifier, extra func(Ro
 		if err != nil || target.Host == "" {
 			return nil, errors.New("gateway: bad URL for the " + string(u) + " service")
 		}
-		proxies[u] = newProxy(u, target, tracing.Transport(transport), cfg.TrustedProxies)
+		proxies[u] = newForwarder(u, target, cfg)
 	}
 
 	r := chi.NewRouter()
@@ -142,36 +119,10 @@ func limitBody(n int64) func(http.Handler) http.Handler {
 			}
 			body := &clientBody{ReadCloser: http.MaxBytesReader(w, r.Body, n)}
 			r.Body = body
-			r = r.WithContext(context.WithValue(r.Context(), clientBodyKey{}, body))
-			if r.ContentLength > 0 && r.ContentLength <= smallBody {
-				// Read a small body before proxying it: the transport then sends headers and
-				// body in one write, where it would flush the headers, copy a streamed body
-				// through a fresh 32 KiB buffer and write again.
-				b := make([]byte, r.ContentLength)
-				if _, err := io.ReadFull(body, b); err != nil {
-					if !clientFailed(w, r) {
-						web.Error(w, r, errs.New(errs.Invalid, "unreadable_body", "the request body could not be read"))
-					}
-					return
-				}
-				r.Body = io.NopCloser(bytes.NewReader(b))
-			}
-			next.ServeHTTP(w, r)
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clientBodyKey{}, body)))
 		})
 	}
 }
-
-// smallBody is the largest request body the gateway reads whole before proxying it.
-const smallBody = 64 << 10
-
-// proxyBuffers are the ReverseProxy's copy buffers, reused: without a pool it allocates a
-// 32 KiB buffer for every answer it copies.
-var proxyBuffers = &bufferPool{pool: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
-
-type bufferPool struct{ pool sync.Pool }
-
-func (p *bufferPool) Get() []byte  { return *p.pool.Get().(*[]byte) }
-func (p *bufferPool) Put(b []byte) { p.pool.Put(&b) }
 
 // clientBody remembers why reading the client's request body failed, so that a proxy error
 // caused by the client (too slow for the server's read timeout, gone, over the size limit)
@@ -240,55 +191,6 @@ func notDeployed(u Upstream) http.Handler {
 		e.RetryAfter = 5
 		web.Error(w, r, e)
 	})
-}
-
-func newProxy(u Upstream, target *url.URL, transport http.RoundTripper, trusted []netip.Prefix) http.Handler {
-	return &httputil.ReverseProxy{
-		Transport:  transport,
-		BufferPool: proxyBuffers,
-		Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(target)
-			pr.Out.Host = target.Host
-			// Rewrite already dropped hop-by-hop and X-Forwarded-* headers; identity headers
-			// were stripped on the way in. Set ours.
-			identity.StripHeaders(pr.Out.Header)
-			pr.Out.Header.Del("Forwarded")
-			if id, ok := identity.From(pr.In.Context()); ok {
-				identity.SetHeaders(pr.Out.Header, id)
-			}
-			pr.Out.Header.Set(identity.HeaderRequestID, web.RequestIDFrom(pr.In.Context()))
-			pr.Out.Header.Set("X-Forwarded-For", ClientIP(pr.In, trusted))
-			pr.Out.Header.Set("X-Forwarded-Host", pr.In.Host)
-			proto := "http"
-			if pr.In.TLS != nil {
-				proto = "https"
-			}
-			pr.Out.Header.Set("X-Forwarded-Proto", proto)
-		},
-		// The gateway already set the request id on the answer; drop the service's copy so
-		// the client sees one.
-		ModifyResponse: func(resp *http.Response) error {
-			resp.Header.Del(identity.HeaderRequestID)
-			return nil
-		},
-		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				web.Error(w, r, err)
-				return
-			}
-			if clientFailed(w, r) {
-				return
-			}
-			if errors.Is(err, context.Canceled) {
-				return // the client went away
-			}
-			web.LoggerFrom(r.Context()).WarnContext(r.Context(), "upstream failed", "upstream", string(u), "err", err)
-			e := errs.New(errs.Unavailable, "upstream_unavailable", "the "+string(u)+" service did not answer; retry shortly")
-			e.RetryAfter = 1
-			web.Error(w, r, e)
-		},
-	}
 }
 
 // ClientIP returns the caller's address: the peer, or, when the peer is a trusted proxy, the

@@ -1,10 +1,13 @@
 package tracing
 
 import (
+	"context"
 	"net/http"
 
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -60,4 +63,40 @@ func StripTraceHeaders(h http.Header) {
 	h.Del("traceparent")
 	h.Del("tracestate")
 	h.Del("baggage")
+}
+
+// Carries reports whether ctx holds a trace context or baggage to pass on to a callee.
+func Carries(ctx context.Context) bool {
+	return trace.SpanContextFromContext(ctx).IsValid() || baggage.FromContext(ctx).Len() > 0
+}
+
+// StartClientSpan starts the client span of a call made with an HTTP client other than
+// net/http's (the gateway's forwarder), as Transport does for net/http's; span is nil while
+// tracing is off. The caller injects the returned context into the call's headers with
+// Propagator when Carries(ctx), and ends the span with EndClientSpan.
+func StartClientSpan(ctx context.Context, method, host, path string) (context.Context, trace.Span) {
+	if !enabled.Load() {
+		return ctx, nil
+	}
+	return Tracer().Start(ctx, method, trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
+		attribute.String("http.request.method", method),
+		attribute.String("server.address", host),
+		attribute.String("url.path", path),
+	))
+}
+
+// EndClientSpan records the call's outcome (the answer's status, or the error that left
+// none) and ends span.
+func EndClientSpan(span trace.Span, status int, err error) {
+	switch {
+	case err != nil:
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	default:
+		span.SetAttributes(attribute.Int("http.response.status_code", status))
+		if status >= 500 {
+			span.SetStatus(codes.Error, "")
+		}
+	}
+	span.End()
 }

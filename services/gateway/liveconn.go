@@ -1,0 +1,82 @@
+package gateway
+
+import (
+	"errors"
+	"net"
+	"syscall"
+
+	"github.com/valyala/fasthttp"
+)
+
+// errStaleConn is returned, before anything is written, for a kept-alive connection the
+// service closed while it sat idle in the pool (the service restarted, or shut down
+// gracefully). Nothing was sent, so any request, a POST too, is safe to send again.
+var errStaleConn = errors.New("gateway: the service closed this idle connection")
+
+// liveConn checks, before a pooled connection carries its next request, that the service has
+// not closed it meanwhile. net/http's Transport notices that by itself (a goroutine per
+// connection is always reading); fasthttp's HostClient finds out only when the answer does not
+// come, when a POST can no longer be retried safely. The check is one non-blocking peek at the
+// socket (a single recvfrom) per reused connection.
+type liveConn struct {
+	net.Conn
+	raw syscall.RawConn
+	// answered is set once a read happened: the next write starts a new request on a
+	// connection that has been idle.
+	answered bool
+}
+
+func dialLive(addr string) (net.Conn, error) {
+	conn, err := fasthttp.DialTimeout(addr, upstreamDialTimeout)
+	if err != nil {
+		return nil, err
+	}
+	sc, ok := conn.(syscall.Conn)
+	if !ok {
+		return conn, nil
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return conn, nil
+	}
+	return &liveConn{Conn: conn, raw: raw}, nil
+}
+
+func (c *liveConn) Read(p []byte) (int, error) {
+	c.answered = true
+	return c.Conn.Read(p)
+}
+
+func (c *liveConn) Write(p []byte) (int, error) {
+	if c.answered {
+		c.answered = false
+		if !c.open() {
+			return 0, errStaleConn
+		}
+	}
+	return c.Conn.Write(p)
+}
+
+// open reports whether the peer has neither closed the connection nor sent anything
+// unasked (a server's 408 before it closes counts as closed).
+func (c *liveConn) open() bool {
+	var buf [1]byte
+	open := false
+	err := c.raw.Read(func(fd uintptr) bool {
+		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		open = n < 0 && (errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EWOULDBLOCK))
+		return true // never wait for data: this is a peek
+	})
+	return err == nil && open
+}
+
+// retryUpstream decides whether a failed call is sent again (within the upstream timeout):
+// idempotent methods after any failure, as fasthttp does by default, and every method when
+// the request was never sent.
+func retryUpstream(req *fasthttp.Request, attempts int, err error) (resetTimeout, retry bool) {
+	if errors.Is(err, errStaleConn) {
+		return false, true
+	}
+	h := &req.Header
+	return false, h.IsGet() || h.IsHead() || h.IsPut()
+}
