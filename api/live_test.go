@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -58,6 +59,25 @@ func migratedPool(t *testing.T, sets []db.Migrations) *pgxpool.Pool {
 	return pool
 }
 
+// serveGateway serves g on a loopback port until the test ends and returns its base URL.
+func serveGateway(t *testing.T, g *gateway.Gateway) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("gateway: %v", err)
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
 func serve(t *testing.T, log *slog.Logger, mount func(chi.Router)) *httptest.Server {
 	t.Helper()
 	r := web.NewRouter(log)
@@ -105,16 +125,14 @@ func newLiveAPI(t *testing.T, loginsPerAccount int) *liveAPI {
 		Keys:   &token.RemoteKeys{URL: userSrv.URL + "/internal/jwks", MinRefresh: time.Second},
 		Issuer: token.DefaultIssuer, Audience: token.DefaultAudience,
 	}
-	h, err := gateway.Handler(log, gateway.Config{Upstreams: map[gateway.Upstream]string{
+	g, err := gateway.New(log, gateway.Config{Upstreams: map[gateway.Upstream]string{
 		gateway.UpstreamUser: userSrv.URL, gateway.UpstreamEvent: eventSrv.URL,
 		gateway.UpstreamTicket: ticketSrv.URL, gateway.UpstreamNotification: notifySrv.URL,
 	}}, verifier, gateway.MountDocs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw := httptest.NewServer(h)
-	t.Cleanup(gw.Close)
-	return &liveAPI{t: t, url: gw.URL, validator: v, notify: notifyCore, seen: map[string]map[int]bool{}}
+	return &liveAPI{t: t, url: serveGateway(t, g), validator: v, notify: notifyCore, seen: map[string]map[int]bool{}}
 }
 
 type answer struct {

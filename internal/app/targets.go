@@ -70,7 +70,7 @@ func runGateway(ctx context.Context, log *slog.Logger, c Config, ln net.Listener
 		},
 		CORSOrigins: c.CORSOrigins, TrustedProxies: trusted, MaxBodyBytes: c.MaxBodyBytes,
 	}
-	h, err := gateway.Handler(log, cfg, verifier, func(r gateway.Router) {
+	g, err := gateway.New(log, cfg, verifier, func(r gateway.Router) {
 		web.MountHealth(r, nil)
 		gateway.MountDocs(r)
 		gateway.MountScanner(r)
@@ -78,7 +78,7 @@ func runGateway(ctx context.Context, log *slog.Logger, c Config, ln net.Listener
 	if err != nil {
 		return err
 	}
-	return web.Serve(ctx, log, "gateway", ln, h)
+	return g.Serve(ctx, ln)
 }
 
 // serveMetrics exposes Prometheus metrics on their own listener, away from the public API.

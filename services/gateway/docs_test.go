@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -22,15 +21,16 @@ func (refuseAll) Verify(context.Context, string) (token.Verified, error) {
 	return token.Verified{}, errors.New("no tokens in this test")
 }
 
-func docsGateway(t *testing.T) *httptest.Server {
+// served is a gateway serving on a loopback port.
+type served struct{ URL string }
+
+func docsGateway(t *testing.T) served {
 	t.Helper()
-	h, err := gateway.Handler(slog.New(slog.DiscardHandler), gateway.Config{}, refuseAll{}, gateway.MountDocs)
+	g, err := gateway.New(slog.New(slog.DiscardHandler), gateway.Config{}, refuseAll{}, gateway.MountDocs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return srv
+	return served{URL: gateway.ServeForTest(t, g)}
 }
 
 func get(t *testing.T, url string, header ...string) (*http.Response, []byte) {

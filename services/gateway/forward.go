@@ -1,13 +1,9 @@
 package gateway
 
 import (
-	"context"
-	"errors"
-	"io"
 	"net/http"
 	"net/netip"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -16,7 +12,6 @@ import (
 	"github.com/sbor-dev/sbor/internal/platform/errs"
 	"github.com/sbor-dev/sbor/internal/platform/identity"
 	"github.com/sbor-dev/sbor/internal/platform/tracing"
-	"github.com/sbor-dev/sbor/internal/platform/web"
 )
 
 // forwarder sends a public request on to one service and copies the answer back.
@@ -31,6 +26,8 @@ import (
 // Bodies are bounded (the gateway's MaxBodyBytes on the way in; the services' answers are
 // JSON documents and small PNGs), so both are held in memory instead of streamed. The public
 // API has no 1xx answers, trailers or upgrades, and the forwarder does not pass them on.
+// The client's request itself goes to the service and the service's answer is read into the
+// client's response: nothing is copied.
 type forwarder struct {
 	upstream Upstream
 	host     string
@@ -110,120 +107,68 @@ func isGatewayHeader(canonical string) bool {
 	return gatewayHeaders[canonical] || strings.HasPrefix(canonical, identity.HeaderPrefix)
 }
 
-func (f *forwarder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	req := fasthttp.AcquireRequest()
-	resp := fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
+// forward sends the call's request on to the service and reads the answer into the call's
+// own response: the request is the client's, with the gateway's headers set, the path and
+// query exactly as received.
+func (f *forwarder) forward(g *Gateway, c *call) {
+	req := &c.fc.Request
+	h := &req.Header
+	// The access token stops here: a service learns who the caller is from the identity
+	// headers below, and never holds a token it could leak or replay.
+	h.Del("Authorization")
+	if id, ok := identity.From(c.ctx); ok {
+		h.Set(identity.HeaderUserID, id.UserID.String())
+		h.Set(identity.HeaderUserRole, string(id.Role))
+	}
+	h.Set(identity.HeaderRequestID, c.id)
+	h.Set("X-Forwarded-For", c.clientIP)
+	h.Set("X-Forwarded-Host", c.host)
+	proto := "http"
+	if c.fc.IsTLS() {
+		proto = "https"
+	}
+	h.Set("X-Forwarded-Proto", proto)
+	h.SetHost(f.host)
 
-	if !f.buildRequest(w, r, req) {
-		return
-	}
-	ctx, span := tracing.StartClientSpan(r.Context(), r.Method, f.host, r.URL.Path)
+	ctx, span := tracing.StartClientSpan(c.ctx, c.route.Method, f.host, c.route.Pattern)
 	if tracing.Carries(ctx) {
-		tracing.Propagator().Inject(ctx, requestHeaderCarrier{&req.Header})
+		tracing.Propagator().Inject(ctx, requestHeaderCarrier{h})
 	}
+	resp := &c.fc.Response
 	err := f.client.DoTimeout(req, resp, f.timeout)
 	if span != nil {
 		tracing.EndClientSpan(span, resp.StatusCode(), err)
 	}
 	if err != nil {
-		f.failed(w, r, err)
+		resp.Reset()
+		g.log.WarnContext(c.ctx, "upstream failed", "upstream", string(f.upstream), "err", err)
+		e := errs.New(errs.Unavailable, "upstream_unavailable", "the "+string(f.upstream)+" service did not answer; retry shortly")
+		e.RetryAfter = 1
+		g.problem(c, e)
 		return
 	}
-	f.copyAnswer(w, resp)
+	cleanAnswer(&resp.Header)
 }
 
-// buildRequest fills req from the client's request r: method, path and query as received,
-// end-to-end headers, the caller's identity and the forwarding headers. It reports false when
-// it already answered (the client's body could not be read).
-func (f *forwarder) buildRequest(w http.ResponseWriter, r *http.Request, req *fasthttp.Request) bool {
-	req.Header.SetMethod(r.Method)
-	req.SetRequestURI(r.URL.RequestURI())
-	req.Header.SetHost(f.host)
-	connectionTokens := r.Header["Connection"]
-	for name, values := range r.Header {
-		if hopHeaders[name] || isGatewayHeader(name) || namedIn(connectionTokens, name) {
-			continue
-		}
-		for _, v := range values {
-			req.Header.Add(name, v)
-		}
+// cleanAnswer removes from a service's answer what is not the client's: hop-by-hop headers
+// (and a "Connection: close" meant for the gateway's connection), the service's request id
+// (the gateway sets its own) and its Date (the gateway's server writes one).
+func cleanAnswer(h *fasthttp.ResponseHeader) {
+	var connection []string
+	if c := h.Peek("Connection"); len(c) > 0 {
+		connection = []string{string(c)}
 	}
-	if id, ok := identity.From(r.Context()); ok {
-		req.Header.Set(identity.HeaderUserID, id.UserID.String())
-		req.Header.Set(identity.HeaderUserRole, string(id.Role))
-	}
-	req.Header.Set(identity.HeaderRequestID, web.RequestIDFrom(r.Context()))
-	req.Header.Set("X-Forwarded-For", ClientIP(r, f.trusted))
-	req.Header.Set("X-Forwarded-Host", r.Host)
-	proto := "http"
-	if r.TLS != nil {
-		proto = "https"
-	}
-	req.Header.Set("X-Forwarded-Proto", proto)
-
-	if r.Body == nil || r.Body == http.NoBody {
-		return true
-	}
-	// limitBody caps the body at MaxBodyBytes, so reading it whole is bounded.
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		var mbe *http.MaxBytesError
-		switch {
-		case errors.As(err, &mbe):
-			web.Error(w, r, err)
-		case clientFailed(w, r):
-		default:
-			web.Error(w, r, errs.New(errs.Invalid, "unreadable_body", "the request body could not be read"))
-		}
-		return false
-	}
-	if len(body) > 0 || r.ContentLength == 0 && r.Method != http.MethodGet && r.Method != http.MethodHead {
-		req.SetBody(body)
-	}
-	return true
-}
-
-// copyAnswer writes the service's answer to the client, without hop-by-hop headers and
-// without the service's request id (the gateway's own is already on the answer).
-func (f *forwarder) copyAnswer(w http.ResponseWriter, resp *fasthttp.Response) {
-	h := w.Header()
-	var connectionTokens []string
-	if c := resp.Header.Peek("Connection"); len(c) > 0 {
-		connectionTokens = []string{string(c)}
-	}
-	for k, v := range resp.Header.All() {
+	var drop []string
+	for k := range h.All() {
 		name := http.CanonicalHeaderKey(string(k))
-		if hopHeaders[name] || name == "Content-Length" || name == requestIDHeader || namedIn(connectionTokens, name) {
-			continue
+		if hopHeaders[name] || name == requestIDHeader || name == "Date" || namedIn(connection, name) {
+			drop = append(drop, name)
 		}
-		h.Add(name, string(v))
 	}
-	status := resp.StatusCode()
-	body := resp.Body()
-	if bodyAllowed(status) {
-		h.Set("Content-Length", strconv.Itoa(len(body)))
+	for _, name := range drop {
+		h.Del(name)
 	}
-	w.WriteHeader(status)
-	if bodyAllowed(status) && len(body) > 0 {
-		_, _ = w.Write(body)
-	}
-}
-
-// failed answers a request the service did not answer: the client's own failure when it was
-// one, otherwise 503 upstream_unavailable.
-func (f *forwarder) failed(w http.ResponseWriter, r *http.Request, err error) {
-	if clientFailed(w, r) {
-		return
-	}
-	if errors.Is(r.Context().Err(), context.Canceled) {
-		return // the client went away
-	}
-	web.LoggerFrom(r.Context()).WarnContext(r.Context(), "upstream failed", "upstream", string(f.upstream), "err", err)
-	e := errs.New(errs.Unavailable, "upstream_unavailable", "the "+string(f.upstream)+" service did not answer; retry shortly")
-	e.RetryAfter = 1
-	web.Error(w, r, e)
+	h.ResetConnectionClose()
 }
 
 // namedIn reports whether a Connection header (its values, comma-separated tokens) names the
@@ -237,10 +182,6 @@ func namedIn(connection []string, name string) bool {
 		}
 	}
 	return false
-}
-
-func bodyAllowed(status int) bool {
-	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
 }
 
 // requestHeaderCarrier lets the trace propagator write traceparent, tracestate and baggage

@@ -2,12 +2,19 @@
 // place that does), strips every identity header a client sent and sets its own, assigns
 // request ids, and forwards the routes of the public API to the services over reused
 // connections. Internal routes are never forwarded.
+//
+// The gateway is a fasthttp server. The routes it forwards (Routes) take a lean path of their
+// own (front.go: match, authenticate, forward, observe), because on a small machine every
+// microsecond the gateway spends is one the services do not get: net/http's server and
+// client cost about as much CPU per proxied GET as the service's own answer (see the README's
+// Performance section). Everything else — the API document, the scanner page, health, 404 and
+// 405 answers, CORS preflights — is an ordinary chi router of net/http handlers, reached
+// through fasthttp's adaptor.
 package gateway
 
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,7 +25,10 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/cors"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
 
 	"github.com/sbor-dev/sbor/internal/platform/errs"
 	"github.com/sbor-dev/sbor/internal/platform/identity"
@@ -35,7 +45,7 @@ type Config struct {
 	// TrustedProxies are the peers (an ingress controller, a load balancer) whose
 	// X-Forwarded-For is believed when computing the client address.
 	TrustedProxies []netip.Prefix
-	// MaxBodyBytes caps request bodies before they reach a service.
+	// MaxBodyBytes caps request bodies before they reach a service (1 MiB when zero).
 	MaxBodyBytes int64
 	// UpstreamTimeout bounds how long a service may take to answer (30 s when zero).
 	UpstreamTimeout time.Duration
@@ -50,8 +60,29 @@ type Config struct {
 // Router is what extra routes (health, documents) are mounted on.
 type Router = chi.Router
 
-// Handler returns the gateway's HTTP handler.
-func Handler(log *slog.Logger, cfg Config, verifier TokenVerifier, extra func(Router)) (http.Handler, error) {
+// Gateway is the public entry point's HTTP server.
+type Gateway struct {
+	log      *slog.Logger
+	cfg      Config
+	verifier TokenVerifier
+	// routes holds Routes alone, to find the route of a request with chi's own matching:
+	// the fast path and the fallback router can then never disagree on what a path is.
+	routes   *chi.Mux
+	byRoute  map[string]map[string]*route // by method, then pattern
+	fallback fasthttp.RequestHandler
+	cors     *corsPolicy
+	inFlight prometheus.Gauge
+}
+
+// route is one of Routes, with the forwarder of its service (nil when it is not deployed).
+type route struct {
+	Route
+	forward *forwarder
+	name    string // "METHOD pattern", the span name
+}
+
+// New builds the gateway; extra mounts more routes (health, documents) on its router.
+func New(log *slog.Logger, cfg Config, verifier TokenVerifier, extra func(Router)) (*Gateway, error) {
 	if cfg.MaxBodyBytes == 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
@@ -62,46 +93,61 @@ func Handler(log *slog.Logger, cfg Config, verifier TokenVerifier, extra func(Ro
 		}
 		verifier = newTokenCache(v, size)
 	}
-	proxies := map[Upstream]http.Handler{}
-	for _, u := range []Upstream{UpstreamUser, UpstreamEvent, UpstreamTicket, UpstreamNotification} {
-		raw := cfg.Upstreams[u]
+	forwarders := map[Upstream]*forwarder{}
+	for u, raw := range cfg.Upstreams {
 		if raw == "" {
-			proxies[u] = notDeployed(u)
 			continue
 		}
 		target, err := url.Parse(raw)
 		if err != nil || target.Host == "" {
 			return nil, errors.New("gateway: bad URL for the " + string(u) + " service")
 		}
-		proxies[u] = newForwarder(u, target, cfg)
+		forwarders[u] = newForwarder(u, target, cfg)
 	}
+	g := &Gateway{log: log, cfg: cfg, verifier: verifier, routes: chi.NewMux(), byRoute: map[string]map[string]*route{},
+		cors: newCORSPolicy(cfg.CORSOrigins), inFlight: web.InFlight("gateway")}
+	for _, rt := range Routes {
+		g.routes.Method(rt.Method, rt.Pattern, http.NotFoundHandler()) // only matched, never served
+		if g.byRoute[rt.Method] == nil {
+			g.byRoute[rt.Method] = map[string]*route{}
+		}
+		g.byRoute[rt.Method][rt.Pattern] = &route{Route: rt, forward: forwarders[rt.Upstream], name: rt.Method + " " + rt.Pattern}
+	}
+	g.fallback = fasthttpadaptor.NewFastHTTPHandler(g.fallbackRouter(extra))
+	return g, nil
+}
 
+// fallbackRouter serves what is not a forwarded route, with the services' usual middleware.
+func (g *Gateway) fallbackRouter(extra func(Router)) http.Handler {
 	r := chi.NewRouter()
-	// Only a trusted proxy (an ingress that traces) may continue its trace into the platform.
-	untrusted := web.UntrustedPeer(func(r *http.Request) bool { return !isTrusted(peerAddr(r.RemoteAddr), cfg.TrustedProxies) })
-	r.Use(stripClientHeaders, web.RequestContext(log), web.Trace(untrusted), web.Instrument("gateway"), web.Recover, web.AccessLog, limitBody(cfg.MaxBodyBytes))
-	if len(cfg.CORSOrigins) > 0 {
+	untrusted := web.UntrustedPeer(func(r *http.Request) bool { return !isTrusted(peerAddr(r.RemoteAddr), g.cfg.TrustedProxies) })
+	r.Use(stripClientHeaders, web.RequestContext(g.log), web.Trace(untrusted), web.Instrument("gateway"), web.Recover, web.AccessLog)
+	if len(g.cfg.CORSOrigins) > 0 {
 		r.Use(cors.New(cors.Options{
-			AllowedOrigins: cfg.CORSOrigins,
-			AllowedMethods: []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete},
-			AllowedHeaders: []string{"Authorization", "Content-Type", "Idempotency-Key"},
-			ExposedHeaders: []string{identity.HeaderRequestID, "Location", "Retry-After"},
-			MaxAge:         600,
+			AllowedOrigins: g.cfg.CORSOrigins,
+			AllowedMethods: corsMethods,
+			AllowedHeaders: corsAllowedHeaders,
+			ExposedHeaders: corsExposedHeaders,
+			MaxAge:         corsMaxAge,
 		}).Handler)
 	}
 	r.NotFound(web.NotFoundHandler)
 	r.MethodNotAllowed(web.MethodNotAllowedHandler)
+	// The forwarded routes are registered here too, so that another method on their paths
+	// is a 405 with Allow; the front end serves them before this router sees them.
 	for _, rt := range Routes {
-		r.With(authenticate(verifier, rt.Auth)).Method(rt.Method, rt.Pattern, proxies[rt.Upstream])
+		r.Method(rt.Method, rt.Pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			web.Error(w, r, errs.New(errs.Internal, "internal", "route "+rt.Method+" "+rt.Pattern+" reached the fallback router"))
+		}))
 	}
 	if extra != nil {
 		extra(r)
 	}
-	return r, nil
+	return r
 }
 
 // stripClientHeaders deletes every header only the gateway may set, before anything reads
-// them: identity headers, the request id, and forwarding headers.
+// them: identity headers and the request id.
 func stripClientHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		identity.StripHeaders(r.Header)
@@ -110,97 +156,88 @@ func stripClientHeaders(next http.Handler) http.Handler {
 	})
 }
 
-func limitBody(n int64) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.ContentLength > n {
-				web.Error(w, r, errs.Newf(errs.TooLarge, "body_too_large", "the request body exceeds %d bytes", n))
-				return
-			}
-			body := &clientBody{ReadCloser: http.MaxBytesReader(w, r.Body, n)}
-			r.Body = body
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clientBodyKey{}, body)))
-		})
+var routeContexts = sync.Pool{New: func() any { return chi.NewRouteContext() }}
+
+// ServeFastHTTP answers one request: a forwarded route on the front end's path, anything
+// else through the fallback router.
+func (g *Gateway) ServeFastHTTP(fc *fasthttp.RequestCtx) {
+	rctx := routeContexts.Get().(*chi.Context)
+	rctx.Reset()
+	method := string(fc.Method())
+	pattern := g.routes.Find(rctx, method, string(fc.URI().PathOriginal()))
+	routeContexts.Put(rctx)
+	if pattern == "" {
+		g.fallback(fc)
+		return
+	}
+	g.serveRoute(fc, g.byRoute[method][pattern])
+}
+
+// Serve serves the gateway on ln until ctx is cancelled, then lets in-flight requests finish
+// (for at most web.ShutdownTimeout).
+func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
+	srv := g.server()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(lingerListener{ln}) }()
+	g.log.Info("listening", "server", "gateway", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), web.ShutdownTimeout)
+	defer cancel()
+	if err := srv.ShutdownWithContext(shutdownCtx); err != nil {
+		return err
+	}
+	if err := <-errc; err != nil {
+		return err
+	}
+	g.log.Info("stopped", "server", "gateway")
+	return nil
+}
+
+// maxHeaderBytes bounds a request's line and headers (431 beyond), as for the services.
+const maxHeaderBytes = 32 << 10
+
+// server is the fasthttp server, with the services' timeouts (web.ReadHeaderTimeout for
+// the request line and headers, web.ReadTimeout for the body).
+func (g *Gateway) server() *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:      g.ServeFastHTTP,
+		ErrorHandler: g.requestFailed,
+		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+			return fasthttp.RequestConfig{ReadTimeout: web.ReadTimeout}
+		},
+		ReadTimeout:                  web.ReadHeaderTimeout,
+		WriteTimeout:                 web.WriteTimeout,
+		IdleTimeout:                  web.IdleTimeout,
+		ReadBufferSize:               maxHeaderBytes,
+		MaxRequestBodySize:           int(g.cfg.MaxBodyBytes),
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
+		DisablePreParseMultipartForm: true,
+		// A refused request's bytes (its Authorization header among them) stay out of
+		// fasthttp's error messages, which are logged.
+		SecureErrorLogMessage: true,
+		Logger:                fastLogger{g.log},
 	}
 }
 
-// clientBody remembers why reading the client's request body failed, so that a proxy error
-// caused by the client (too slow for the server's read timeout, gone, over the size limit)
-// is not reported as a failure of the service behind.
-type clientBody struct {
-	io.ReadCloser
-	mu  sync.Mutex
-	err error
-}
+// fastLogger sends fasthttp's own messages (connection errors) to the debug log.
+type fastLogger struct{ log *slog.Logger }
 
-type clientBodyKey struct{}
-
-func (b *clientBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err != nil && !errors.Is(err, io.EOF) {
-		b.mu.Lock()
-		if b.err == nil { // the first failure is the cause; later reads only see its aftermath
-			b.err = err
-		}
-		b.mu.Unlock()
-	}
-	return n, err
-}
-
-// failure returns the error reading the client's body ended with, if any.
-func (b *clientBody) failure() error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.err
-}
-
-// clientFailed answers a request whose own body could not be read: 408 when the client was
-// too slow, 400 otherwise (if the client is gone, nobody reads it). It reports whether the
-// request was such a one.
-func clientFailed(w http.ResponseWriter, r *http.Request) bool {
-	body, ok := r.Context().Value(clientBodyKey{}).(*clientBody)
-	if !ok {
-		return false
-	}
-	err := body.failure()
-	if err == nil {
-		return false
-	}
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		web.Error(w, r, err)
-		return true
-	}
-	status, code, detail := http.StatusBadRequest, "unreadable_body", "the request body could not be read"
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		status, code, detail = http.StatusRequestTimeout, "request_timeout", "the request body was not received in time"
-	}
-	web.LoggerFrom(r.Context()).InfoContext(r.Context(), "client body failed", "err", err)
-	w.Header().Set("Connection", "close")
-	web.WriteProblem(w, web.Problem{
-		Type: web.ProblemTypeBase + code, Title: http.StatusText(status), Status: status, Detail: detail,
-		Instance: r.URL.Path, Code: code, RequestID: web.RequestIDFrom(r.Context()),
-	})
-	return true
-}
-
-func notDeployed(u Upstream) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		e := errs.New(errs.Unavailable, "service_unavailable", "the "+string(u)+" service is not available")
-		e.RetryAfter = 5
-		web.Error(w, r, e)
-	})
+func (l fastLogger) Printf(format string, args ...any) {
+	l.log.Debug("fasthttp", "message", strings.TrimSpace(sprintf(format, args...)))
 }
 
 // ClientIP returns the caller's address: the peer, or, when the peer is a trusted proxy, the
-// rightmost address in X-Forwarded-For that is not a trusted proxy.
-func ClientIP(r *http.Request, trusted []netip.Prefix) string {
-	peer := peerAddr(r.RemoteAddr)
+// rightmost address in X-Forwarded-For (all its values, in order) that is not a trusted proxy.
+func ClientIP(peer netip.Addr, forwardedFor []string, trusted []netip.Prefix) string {
 	if !isTrusted(peer, trusted) {
 		return peer.String()
 	}
-	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	hops := strings.Split(strings.Join(forwardedFor, ","), ",")
 	for i := len(hops) - 1; i >= 0; i-- {
 		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
 		if err != nil {

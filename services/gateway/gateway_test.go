@@ -71,13 +71,11 @@ func newPlatform(t *testing.T, mutate func(*gateway.Config)) *platform {
 		Keys:   &token.RemoteKeys{URL: userSrv.URL + "/internal/jwks", MinRefresh: time.Second},
 		Issuer: token.DefaultIssuer, Audience: token.DefaultAudience,
 	}
-	h, err := gateway.Handler(log, cfg, verifier, nil)
+	g, err := gateway.New(log, cfg, verifier, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw := httptest.NewServer(h)
-	t.Cleanup(gw.Close)
-	p.gateway = gw.URL
+	p.gateway = gateway.ServeForTest(t, g)
 	return p
 }
 
@@ -320,12 +318,12 @@ func TestClientIPHonoursOnlyTrustedProxies(t *testing.T) {
 		{"10.1.2.3:1234", "garbage", "10.1.2.3"},
 	}
 	for _, c := range cases {
-		r := httptest.NewRequest("GET", "/", nil)
-		r.RemoteAddr = c.remote
+		var xff []string
 		if c.xff != "" {
-			r.Header.Set("X-Forwarded-For", c.xff)
+			xff = []string{c.xff}
 		}
-		if got := gateway.ClientIP(r, trusted); got != c.want {
+		peer := netip.MustParseAddrPort(c.remote).Addr()
+		if got := gateway.ClientIP(peer, xff, trusted); got != c.want {
 			t.Errorf("remote %s xff %q: %s, want %s", c.remote, c.xff, got, c.want)
 		}
 	}

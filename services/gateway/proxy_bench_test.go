@@ -66,14 +66,14 @@ func BenchmarkGateway(b *testing.B) {
 	}{{"uncached", -1}, {"cached", 0}} {
 		verifier := &token.Verifier{Keys: token.StaticKeys{kid: key.Public().(ed25519.PublicKey)},
 			Issuer: token.DefaultIssuer, Audience: token.DefaultAudience}
-		h, err := gateway.Handler(slog.New(slog.DiscardHandler), gateway.Config{
+		g, err := gateway.New(slog.New(slog.DiscardHandler), gateway.Config{
 			Upstreams:      map[gateway.Upstream]string{gateway.UpstreamTicket: upstream.URL},
 			TokenCacheSize: cache.size,
 		}, verifier, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
-		gw := httptest.NewServer(h)
+		gw := gateway.ServeForTest(b, g)
 		for _, rq := range []struct {
 			method, path, body string
 		}{
@@ -90,7 +90,7 @@ func BenchmarkGateway(b *testing.B) {
 						if rq.body != "" {
 							body = strings.NewReader(rq.body)
 						}
-						req, _ := http.NewRequest(rq.method, gw.URL+rq.path, body)
+						req, _ := http.NewRequest(rq.method, gw+rq.path, body)
 						req.Header.Set("Authorization", "Bearer "+raw)
 						req.Header.Set("Content-Type", "application/json")
 						resp, err := client.Do(req)
@@ -106,7 +106,6 @@ func BenchmarkGateway(b *testing.B) {
 				})
 			})
 		}
-		gw.Close()
 	}
 }
 

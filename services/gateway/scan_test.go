@@ -4,7 +4,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
@@ -13,18 +12,16 @@ import (
 	"github.com/sbor-dev/sbor/services/gateway/scanner"
 )
 
-func scannerGateway(t *testing.T) *httptest.Server {
+func scannerGateway(t *testing.T) served {
 	t.Helper()
-	h, err := gateway.Handler(slog.New(slog.DiscardHandler), gateway.Config{}, refuseAll{}, func(r gateway.Router) {
+	g, err := gateway.New(slog.New(slog.DiscardHandler), gateway.Config{}, refuseAll{}, func(r gateway.Router) {
 		gateway.MountDocs(r)
 		gateway.MountScanner(r)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return srv
+	return served{URL: gateway.ServeForTest(t, g)}
 }
 
 func TestGatewayServesTheScannerPage(t *testing.T) {

@@ -55,3 +55,13 @@ func Instrument(service string) func(http.Handler) http.Handler {
 
 // RequestsCounter is the request counter, for tests.
 func RequestsCounter() *prometheus.CounterVec { return httpRequests }
+
+// ObserveRequest records one answered request in the HTTP metrics, as Instrument does, for a
+// server that is not a net/http handler chain (the gateway's fasthttp front end).
+func ObserveRequest(service, method, route string, status int, took time.Duration) {
+	httpRequests.WithLabelValues(service, method, route, strconv.Itoa(status)).Inc()
+	httpDuration.WithLabelValues(service, method, route).Observe(took.Seconds())
+}
+
+// InFlight is the in-flight requests gauge of service.
+func InFlight(service string) prometheus.Gauge { return httpInFlight.WithLabelValues(service) }

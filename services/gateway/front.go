@@ -1,0 +1,235 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"runtime/debug"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/sbor-dev/sbor/internal/platform/errs"
+	"github.com/sbor-dev/sbor/internal/platform/identity"
+	"github.com/sbor-dev/sbor/internal/platform/logging"
+	"github.com/sbor-dev/sbor/internal/platform/tracing"
+	"github.com/sbor-dev/sbor/internal/platform/web"
+)
+
+// call is one forwarded request on its way through the front end.
+type call struct {
+	fc    *fasthttp.RequestCtx
+	route *route
+	ctx   context.Context // request id, trace, caller identity
+	id    string          // request id
+	// clientIP and host are read before the client's forwarding headers are dropped.
+	clientIP, host string
+}
+
+// serveRoute is the front end of one forwarded route. It does, in this order, what the
+// services' middleware does for them (web.RequestContext, Trace, Instrument, Recover,
+// AccessLog) and what the gateway adds (header stripping, authentication, CORS), then
+// forwards.
+func (g *Gateway) serveRoute(fc *fasthttp.RequestCtx, rt *route) {
+	start := time.Now()
+	g.inFlight.Inc()
+	defer g.inFlight.Dec()
+
+	peer := peerOf(fc)
+	c := &call{fc: fc, route: rt, id: web.NewRequestID(), host: string(fc.Request.Header.Host())}
+	c.clientIP = ClientIP(peer, forwardedFor(&fc.Request.Header, peer, g.cfg.TrustedProxies), g.cfg.TrustedProxies)
+	c.ctx = logging.WithRequestID(context.Background(), c.id)
+	stripGatewayHeaders(&fc.Request.Header)
+
+	// Only a trusted proxy (an ingress that traces) may continue its trace into the platform.
+	if !isTrusted(peer, g.cfg.TrustedProxies) {
+		stripTraceHeaders(&fc.Request.Header)
+	} else if hasTraceHeaders(&fc.Request.Header) {
+		c.ctx = tracing.Extract(c.ctx, requestHeaderCarrier{&fc.Request.Header})
+	}
+	var span trace.Span
+	if tracing.Enabled() {
+		c.ctx, span = tracing.Tracer().Start(c.ctx, rt.name, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
+			attribute.String("http.request.method", rt.Method),
+			attribute.String("http.route", rt.Pattern),
+			attribute.String("url.path", string(fc.URI().PathOriginal())),
+		))
+	}
+
+	defer func() {
+		if v := recover(); v != nil {
+			g.log.ErrorContext(c.ctx, "panic", "value", v, "stack", string(debug.Stack()))
+			g.problem(c, errs.New(errs.Internal, "internal", "an internal error occurred"))
+		}
+		c.finish(g, start, span)
+	}()
+
+	if id, err := g.authenticate(c); err != nil {
+		g.problem(c, err)
+		return
+	} else if id != nil {
+		c.ctx = identity.WithIdentity(c.ctx, *id)
+	}
+	if rt.forward == nil {
+		e := errs.New(errs.Unavailable, "service_unavailable", "the "+string(rt.Upstream)+" service is not available")
+		e.RetryAfter = 5
+		g.problem(c, e)
+		return
+	}
+	rt.forward.forward(g, c)
+}
+
+// finish stamps the answer with the request id and CORS headers, and records the request in
+// the metrics, the access log and the span.
+func (c *call) finish(g *Gateway, start time.Time, span trace.Span) {
+	h := &c.fc.Response.Header
+	h.Set(identity.HeaderRequestID, c.id)
+	g.cors.apply(&c.fc.Request.Header, h)
+	status := c.fc.Response.StatusCode()
+	took := time.Since(start)
+	web.ObserveRequest("gateway", c.route.Method, c.route.Pattern, status, took)
+	level := slog.LevelDebug
+	if status >= 500 {
+		level = slog.LevelWarn
+	}
+	if g.log.Enabled(c.ctx, level) {
+		g.log.Log(c.ctx, level, "http request", "method", c.route.Method, "route", c.route.Pattern, "status", status,
+			"bytes", len(c.fc.Response.Body()), "duration_ms", float64(took.Microseconds())/1000)
+	}
+	if span != nil {
+		span.SetAttributes(attribute.Int("http.response.status_code", status))
+		if status >= 500 {
+			span.SetStatus(codes.Error, "")
+		}
+		span.End()
+	}
+}
+
+// problem answers the call with err as problem+json, through web.Error, so the gateway's
+// problems are the services' to the byte.
+func (g *Gateway) problem(c *call, err error) {
+	w := &answerWriter{fc: c.fc}
+	r := (&http.Request{Method: c.route.Method, URL: &url.URL{Path: string(c.fc.URI().PathOriginal())}, Header: http.Header{}}).WithContext(web.WithLogger(c.ctx, g.log))
+	web.Error(w, r, err)
+}
+
+// requestFailed answers a request fasthttp could not read (fasthttp.Server.ErrorHandler):
+// 413 for a body over the limit, 431 for headers over theirs, 408 for a client too slow
+// with either, 400 for anything malformed. The connection is closed after.
+func (g *Gateway) requestFailed(fc *fasthttp.RequestCtx, err error) {
+	var e *errs.Error
+	var small *fasthttp.ErrSmallBuffer
+	var ne net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		e = errs.Newf(errs.TooLarge, "body_too_large", "the request body exceeds %d bytes", g.cfg.MaxBodyBytes)
+	case errors.As(err, &small):
+		e = &errs.Error{Kind: errs.Invalid, Code: "headers_too_large", Detail: fmt.Sprintf("the request line and headers exceed %d bytes", maxHeaderBytes)}
+	case errors.As(err, &ne) && ne.Timeout():
+		e = &errs.Error{Kind: errs.Invalid, Code: "request_timeout", Detail: "the request was not received in time"}
+	default:
+		e = errs.New(errs.Invalid, "bad_request", "the request could not be parsed as HTTP/1.1")
+	}
+	status := web.StatusOf(e.Kind)
+	switch e.Code {
+	case "headers_too_large":
+		status = http.StatusRequestHeaderFieldsTooLarge
+	case "request_timeout":
+		status = http.StatusRequestTimeout
+	}
+	lingerOnClose(fc) // fasthttp closes the connection after this answer
+	id := web.NewRequestID()
+	g.log.Log(context.Background(), slog.LevelInfo, "request refused", logging.RequestIDKey, id, "status", status, "err", err)
+	fc.Response.Reset()
+	fc.Response.Header.Set(identity.HeaderRequestID, id)
+	w := &answerWriter{fc: fc}
+	web.WriteProblem(w, web.Problem{
+		Type: web.ProblemTypeBase + e.Code, Title: http.StatusText(status), Status: status, Detail: e.Detail,
+		Instance: string(fc.URI().PathOriginal()), Code: e.Code, RequestID: id,
+	})
+}
+
+// answerWriter is an http.ResponseWriter over a fasthttp answer, for the error paths that
+// reuse web's problem writers.
+type answerWriter struct {
+	fc     *fasthttp.RequestCtx
+	header http.Header
+}
+
+func (w *answerWriter) Header() http.Header {
+	if w.header == nil {
+		w.header = http.Header{}
+	}
+	return w.header
+}
+
+func (w *answerWriter) WriteHeader(status int) {
+	for k, vs := range w.header {
+		w.fc.Response.Header.Del(k)
+		for _, v := range vs {
+			w.fc.Response.Header.Add(k, v)
+		}
+	}
+	w.fc.Response.SetStatusCode(status)
+	w.fc.Response.ResetBody()
+}
+
+func (w *answerWriter) Write(b []byte) (int, error) { return w.fc.Response.BodyWriter().Write(b) }
+
+// stripGatewayHeaders deletes what only the gateway may set: identity headers, the request
+// id, forwarding headers; and hop-by-hop headers, which are not the service's business.
+func stripGatewayHeaders(h *fasthttp.RequestHeader) {
+	var connection []string
+	if c := h.Peek("Connection"); len(c) > 0 {
+		connection = []string{string(c)}
+	}
+	var drop []string
+	for k := range h.All() {
+		name := http.CanonicalHeaderKey(string(k))
+		if hopHeaders[name] || isGatewayHeader(name) || namedIn(connection, name) {
+			drop = append(drop, name)
+		}
+	}
+	for _, name := range drop {
+		h.Del(name)
+	}
+}
+
+func hasTraceHeaders(h *fasthttp.RequestHeader) bool {
+	return len(h.Peek("Traceparent")) > 0 || len(h.Peek("Baggage")) > 0
+}
+
+func stripTraceHeaders(h *fasthttp.RequestHeader) {
+	h.Del("Traceparent")
+	h.Del("Tracestate")
+	h.Del("Baggage")
+}
+
+// forwardedFor returns the X-Forwarded-For values, which only matter from a trusted peer.
+func forwardedFor(h *fasthttp.RequestHeader, peer netip.Addr, trusted []netip.Prefix) []string {
+	if !isTrusted(peer, trusted) {
+		return nil
+	}
+	var values []string
+	for _, v := range h.PeekAll("X-Forwarded-For") {
+		values = append(values, string(v))
+	}
+	return values
+}
+
+func peerOf(fc *fasthttp.RequestCtx) netip.Addr {
+	if tcp, ok := fc.RemoteAddr().(*net.TCPAddr); ok {
+		return tcp.AddrPort().Addr().Unmap()
+	}
+	return peerAddr(fc.RemoteAddr().String())
+}
+
+func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
