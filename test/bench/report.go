@@ -40,7 +40,11 @@ func renderTable(res result) string {
 	fmt.Fprintf(&b, "\nMachine: %d CPUs, %s; load average %.2f at start, %.2f at end; %s\n", m.NProc, m.CPU, m.LoadStart[0], m.LoadEnd[0], m.GoVersion)
 	fmt.Fprintf(&b, "PostgreSQL %s: fsync=%s synchronous_commit=%s full_page_writes=%s\n",
 		res.Postgres["server_version"], res.Postgres["fsync"], res.Postgres["synchronous_commit"], res.Postgres["full_page_writes"])
-	fmt.Fprintf(&b, "Run: %d clients, %d buyers, peak %s, total %.0fs\n\n", res.Config.Clients, res.Config.Buyers, res.Config.Duration, res.Seconds)
+	gomaxprocs := res.Config.Env["GOMAXPROCS"]
+	if gomaxprocs == "" {
+		gomaxprocs = "Go's default"
+	}
+	fmt.Fprintf(&b, "Run: %d clients, %d buyers, peak %s, total %.0fs; services' GOMAXPROCS: %s\n\n", res.Config.Clients, res.Config.Buyers, res.Config.Duration, res.Seconds, gomaxprocs)
 
 	b.WriteString("| run | clients | requests | ok/s | p50 ms | p95 ms | p99 ms | max ms | answers |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
