@@ -24,6 +24,7 @@ import (
 
 	"github.com/sbor-dev/sbor/api"
 	"github.com/sbor-dev/sbor/internal/platform/token"
+	"github.com/sbor-dev/sbor/internal/testkit"
 	"github.com/sbor-dev/sbor/internal/testkit/pgtest"
 	"github.com/sbor-dev/sbor/services/gateway"
 )
@@ -440,7 +441,7 @@ func TestGatewayAnswersAsDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw := serveGateway(t, g)
+	gw := testkit.ServeLoopback(t, g.Serve)
 	doc := v.Document()
 	for _, rt := range gateway.Routes {
 		// Every path parameter ({id}, and {user_id} of DELETE .../staff/{user_id}) is a UUID.

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -28,6 +27,7 @@ import (
 	"github.com/sbor-dev/sbor/internal/platform/db"
 	"github.com/sbor-dev/sbor/internal/platform/token"
 	"github.com/sbor-dev/sbor/internal/platform/web"
+	"github.com/sbor-dev/sbor/internal/testkit"
 	"github.com/sbor-dev/sbor/internal/testkit/pgtest"
 	"github.com/sbor-dev/sbor/services/event"
 	"github.com/sbor-dev/sbor/services/gateway"
@@ -57,25 +57,6 @@ func migratedPool(t *testing.T, sets []db.Migrations) *pgxpool.Pool {
 		t.Fatal(err)
 	}
 	return pool
-}
-
-// serveGateway serves g on a loopback port until the test ends and returns its base URL.
-func serveGateway(t *testing.T, g *gateway.Gateway) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("gateway: %v", err)
-		}
-	})
-	return "http://" + ln.Addr().String()
 }
 
 func serve(t *testing.T, log *slog.Logger, mount func(chi.Router)) *httptest.Server {
@@ -132,7 +113,7 @@ func newLiveAPI(t *testing.T, loginsPerAccount int) *liveAPI {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &liveAPI{t: t, url: serveGateway(t, g), validator: v, notify: notifyCore, seen: map[string]map[int]bool{}}
+	return &liveAPI{t: t, url: testkit.ServeLoopback(t, g.Serve), validator: v, notify: notifyCore, seen: map[string]map[int]bool{}}
 }
 
 type answer struct {

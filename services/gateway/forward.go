@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"iter"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -154,6 +155,20 @@ func (f *forwarder) forward(g *Gateway, c *call) {
 // (and a "Connection: close" meant for the gateway's connection), the service's request id
 // (the gateway sets its own) and its Date (the gateway's server writes one).
 func cleanAnswer(h *fasthttp.ResponseHeader) {
+	dropHeaders(h, func(name string) bool { return name == requestIDHeader || name == "Date" })
+	h.ResetConnectionClose()
+}
+
+// headerSet is what fasthttp's request and response headers share.
+type headerSet interface {
+	Peek(key string) []byte
+	All() iter.Seq2[[]byte, []byte]
+	Del(key string)
+}
+
+// dropHeaders deletes the hop-by-hop headers (those a Connection header names too) and those
+// unwanted reports, given their canonical name.
+func dropHeaders(h headerSet, unwanted func(canonical string) bool) {
 	var connection []string
 	if c := h.Peek("Connection"); len(c) > 0 {
 		connection = []string{string(c)}
@@ -161,14 +176,13 @@ func cleanAnswer(h *fasthttp.ResponseHeader) {
 	var drop []string
 	for k := range h.All() {
 		name := http.CanonicalHeaderKey(string(k))
-		if hopHeaders[name] || name == requestIDHeader || name == "Date" || namedIn(connection, name) {
+		if hopHeaders[name] || unwanted(name) || namedIn(connection, name) {
 			drop = append(drop, name)
 		}
 	}
 	for _, name := range drop {
 		h.Del(name)
 	}
-	h.ResetConnectionClose()
 }
 
 // namedIn reports whether a Connection header (its values, comma-separated tokens) names the

@@ -186,22 +186,7 @@ func (w *answerWriter) Write(b []byte) (int, error) { return w.fc.Response.BodyW
 
 // stripGatewayHeaders deletes what only the gateway may set: identity headers, the request
 // id, forwarding headers; and hop-by-hop headers, which are not the service's business.
-func stripGatewayHeaders(h *fasthttp.RequestHeader) {
-	var connection []string
-	if c := h.Peek("Connection"); len(c) > 0 {
-		connection = []string{string(c)}
-	}
-	var drop []string
-	for k := range h.All() {
-		name := http.CanonicalHeaderKey(string(k))
-		if hopHeaders[name] || isGatewayHeader(name) || namedIn(connection, name) {
-			drop = append(drop, name)
-		}
-	}
-	for _, name := range drop {
-		h.Del(name)
-	}
-}
+func stripGatewayHeaders(h *fasthttp.RequestHeader) { dropHeaders(h, isGatewayHeader) }
 
 func hasTraceHeaders(h *fasthttp.RequestHeader) bool {
 	return len(h.Peek("Traceparent")) > 0 || len(h.Peek("Baggage")) > 0

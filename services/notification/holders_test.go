@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sbor-dev/sbor/internal/platform/identity"
+	"github.com/sbor-dev/sbor/internal/testkit"
 	"github.com/sbor-dev/sbor/internal/testkit/pgtest"
 	"github.com/sbor-dev/sbor/services/event"
 	"github.com/sbor-dev/sbor/services/notification"
@@ -43,13 +44,13 @@ func newPlatform(t *testing.T, holderPageSize int) *platform {
 	t.Helper()
 	b := newBus(t, 3)
 	p := &platform{t: t, bus: b}
-	p.eventURL = serve(t, "event", func(ctx context.Context, ln net.Listener) error {
+	p.eventURL = serve(t, func(ctx context.Context, ln net.Listener) error {
 		return event.Run(ctx, testLogger(t), event.Config{
 			DatabaseURL: pgtest.NewDatabase(t), MaxConns: 4, Migrate: true,
 			KafkaBrokers: b.brokers, TopicPrefix: b.prefix, CreateTopics: true, Partitions: 3, ReplicationFactor: 1,
 		}, ln)
 	})
-	p.ticketURL = serve(t, "ticket", func(ctx context.Context, ln net.Listener) error {
+	p.ticketURL = serve(t, func(ctx context.Context, ln net.Listener) error {
 		return ticket.Run(ctx, testLogger(t), ticket.Config{
 			DatabaseURL: pgtest.NewDatabase(t), MaxConns: 4, Migrate: true, EventURL: p.eventURL,
 			KafkaBrokers: b.brokers, TopicPrefix: b.prefix, CreateTopics: true, Partitions: 3, ReplicationFactor: 1,
@@ -75,23 +76,11 @@ func newPlatform(t *testing.T, holderPageSize int) *platform {
 	return p
 }
 
-// serve runs a service on a loopback listener until the test ends and returns its URL.
-func serve(t *testing.T, name string, run func(ctx context.Context, ln net.Listener) error) string {
+// serve runs a service on a loopback listener until the test ends and returns its URL, once
+// the service is ready.
+func serve(t *testing.T, run func(ctx context.Context, ln net.Listener) error) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("%s service: %v", name, err)
-		}
-	})
-	u := "http://" + ln.Addr().String()
+	u := testkit.ServeLoopback(t, run)
 	waitHTTP(t, u+"/readyz")
 	return u
 }
