@@ -117,7 +117,7 @@ func main() {
 	flag.DurationVar(&cfg.NotifyTimeout, "notify-timeout", 20*time.Second, "how long to wait, after the runs, for every purchase's notification")
 	flag.BoolVar(&cfg.Fsync, "fsync", true, "run PostgreSQL with fsync on (durable commits)")
 	flag.BoolVar(&cfg.PProf, "pprof", false, "build with net/http/pprof and save CPU profiles of the peak and half-rate runs under .bench/pprof/{peak,half}")
-	flag.IntVar(&cfg.GoMaxProcs, "gomaxprocs", 1, "GOMAXPROCS of every service process (0: Go's default, one per CPU); see README, Performance")
+	flag.IntVar(&cfg.GoMaxProcs, "gomaxprocs", 0, "GOMAXPROCS of every service process (0: Go's default, one per CPU); see README, Performance")
 	flag.Var(cfg.Env, "env", "KEY=VALUE added to every service's environment (repeatable)")
 	flag.StringVar(&cfg.Out, "out", "", "output directory (default .bench in the repository)")
 	flag.StringVar(&cfg.Overlay, "overlay", "", "go build -overlay file for the sbor binary (for trying a change without editing the tree)")
@@ -126,11 +126,10 @@ func main() {
 	if cfg.SoldOutAttempts == 0 {
 		cfg.SoldOutAttempts = 5 * cfg.SoldOutQuantity
 	}
-	// Five Go services, PostgreSQL and Kafka share the machine's cores. With one P per CPU
-	// in each service, a garbage collection's stop-the-world waits for whichever of the
-	// process's threads the kernel has descheduled: the ticket service's pauses were
-	// 2.7 ms per cycle with GOMAXPROCS=2 against 0.2 ms with 1 on the 2-CPU machine, and
-	// they were the half-rate run's tail. A -env GOMAXPROCS=... still wins.
+	// Go's default (one P per CPU) is what the figures in the README were measured with.
+	// GOMAXPROCS=1 shortened the ticket service's GC pauses on the shared cores but capped a
+	// service at one core, which flatters the gateway-overhead comparison (the direct side
+	// was no longer CPU-bound): kept as an experiment, not as the default.
 	if _, set := cfg.Env["GOMAXPROCS"]; !set && cfg.GoMaxProcs > 0 {
 		cfg.Env["GOMAXPROCS"] = strconv.Itoa(cfg.GoMaxProcs)
 	}
@@ -251,6 +250,16 @@ func run(ctx context.Context, cfg config) (int, error) {
 
 	bought := newPurchaseLog()
 	buy := func(run, typeID string) request { return purchase(c, gw, eventID, typeID, buyers, bought, run) }
+
+	// Write back everything dirty in the page cache before the timed runs: the sbor binary
+	// just built (~90 MB), the bench's own binary under go run, PostgreSQL's CREATE DATABASE,
+	// migrations and the setup's writes, whatever else ran on the machine. Left alone, the
+	// kernel writes them back once they are 30 s old (vm.dirty_expire_centisecs) in one burst
+	// per 5 s flusher wake-up, which lands in the half-rate run: every WAL fdatasync then
+	// waits behind 100-250 MB of write-back, and commits stall 100-600 ms.
+	synced := time.Now()
+	syscall.Sync()
+	logf("disk: page cache written back in %.1fs", time.Since(synced).Seconds())
 
 	logf("warm-up: 2s")
 	closedLoop(ctx, "warm-up", cfg.Clients, 2*time.Second, 0, buy("warm-up", bigType))
