@@ -1,8 +1,8 @@
 package gateway
 
 import (
+	"bytes"
 	"iter"
-	"net/http"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -83,29 +83,26 @@ func newForwarder(u Upstream, target *url.URL, cfg Config) *forwarder {
 }
 
 // hopHeaders are meaningful for one connection only (RFC 9110 section 7.6.1) and are never
-// forwarded, in either direction.
-var hopHeaders = canonicalSet("Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+// forwarded, in either direction. Header sets here are keyed by lower-case name.
+var hopHeaders = lowerSet("Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
 	"Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade")
 
 // gatewayHeaders are set by the gateway alone on the way to a service; a client's copies
-// are dropped (identity headers too: see isGatewayHeader).
-var gatewayHeaders = canonicalSet("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", identity.HeaderRequestID)
+// are dropped, and so is every identity header (identity.HeaderPrefix).
+var gatewayHeaders = lowerSet("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", identity.HeaderRequestID)
 
-// requestIDHeader is the request id's header name as net/http's and fasthttp's header maps
-// spell it ("X-Request-Id").
-var requestIDHeader = http.CanonicalHeaderKey(identity.HeaderRequestID)
+// serviceOnlyHeaders are dropped from a service's answer: the gateway sets its own request
+// id, and its server writes the Date.
+var serviceOnlyHeaders = lowerSet(identity.HeaderRequestID, "Date")
 
-// canonicalSet keys a set by canonical header names, the form both header maps use.
-func canonicalSet(names ...string) map[string]bool {
+var identityPrefix = []byte(strings.ToLower(identity.HeaderPrefix))
+
+func lowerSet(names ...string) map[string]bool {
 	set := make(map[string]bool, len(names))
 	for _, n := range names {
-		set[http.CanonicalHeaderKey(n)] = true
+		set[strings.ToLower(n)] = true
 	}
 	return set
-}
-
-func isGatewayHeader(canonical string) bool {
-	return gatewayHeaders[canonical] || strings.HasPrefix(canonical, identity.HeaderPrefix)
 }
 
 // forward sends the call's request on to the service and reads the answer into the call's
@@ -153,9 +150,9 @@ func (f *forwarder) forward(g *Gateway, c *call) {
 
 // cleanAnswer removes from a service's answer what is not the client's: hop-by-hop headers
 // (and a "Connection: close" meant for the gateway's connection), the service's request id
-// (the gateway sets its own) and its Date (the gateway's server writes one).
+// and its Date.
 func cleanAnswer(h *fasthttp.ResponseHeader) {
-	dropHeaders(h, func(name string) bool { return name == requestIDHeader || name == "Date" })
+	dropHeaders(h, serviceOnlyHeaders, false)
 	h.ResetConnectionClose()
 }
 
@@ -166,18 +163,34 @@ type headerSet interface {
 	Del(key string)
 }
 
-// dropHeaders deletes the hop-by-hop headers (those a Connection header names too) and those
-// unwanted reports, given their canonical name.
-func dropHeaders(h headerSet, unwanted func(canonical string) bool) {
+// dropHeaders deletes the hop-by-hop headers (those a Connection header names too), those in
+// unwanted and, with identities, every identity header. It runs on every request and answer,
+// so names are compared lower-cased in a stack buffer rather than canonicalised into new
+// strings.
+func dropHeaders(h headerSet, unwanted map[string]bool, identities bool) {
 	var connection []string
 	if c := h.Peek("Connection"); len(c) > 0 {
 		connection = []string{string(c)}
 	}
+	var buf [64]byte
 	var drop []string
 	for k := range h.All() {
-		name := http.CanonicalHeaderKey(string(k))
-		if hopHeaders[name] || unwanted(name) || namedIn(connection, name) {
-			drop = append(drop, name)
+		var name []byte
+		if len(k) <= len(buf) {
+			name = buf[:len(k)]
+			for i, c := range k {
+				if 'A' <= c && c <= 'Z' {
+					c += 'a' - 'A'
+				}
+				name[i] = c
+			}
+		} else {
+			name = bytes.ToLower(k)
+		}
+		if hopHeaders[string(name)] || unwanted[string(name)] ||
+			identities && bytes.HasPrefix(name, identityPrefix) ||
+			len(connection) > 0 && namedIn(connection, string(name)) {
+			drop = append(drop, string(k))
 		}
 	}
 	for _, name := range drop {

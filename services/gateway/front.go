@@ -186,7 +186,7 @@ func (w *answerWriter) Write(b []byte) (int, error) { return w.fc.Response.BodyW
 
 // stripGatewayHeaders deletes what only the gateway may set: identity headers, the request
 // id, forwarding headers; and hop-by-hop headers, which are not the service's business.
-func stripGatewayHeaders(h *fasthttp.RequestHeader) { dropHeaders(h, isGatewayHeader) }
+func stripGatewayHeaders(h *fasthttp.RequestHeader) { dropHeaders(h, gatewayHeaders, true) }
 
 func hasTraceHeaders(h *fasthttp.RequestHeader) bool {
 	return len(h.Peek("Traceparent")) > 0 || len(h.Peek("Baggage")) > 0
