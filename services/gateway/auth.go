@@ -20,14 +20,18 @@ type TokenVerifier interface {
 // caller of a route that allows one, or the 401 to answer. A present but invalid token is
 // always refused, whatever the route.
 func (g *Gateway) authenticate(c *call) (*identity.Identity, error) {
-	header := c.fc.Request.Header.Peek("Authorization")
-	if len(header) == 0 {
+	// Presence, not content, decides: an empty Authorization header is a malformed one.
+	values := c.fc.Request.Header.PeekAll("Authorization")
+	if len(values) == 0 {
 		if c.route.Auth == Required {
 			return nil, unauthorized(c, "missing_token", "this route needs an access token: Authorization: Bearer <token>", false)
 		}
 		return nil, nil
 	}
-	scheme, raw, ok := strings.Cut(string(header), " ")
+	if len(values) > 1 {
+		return nil, unauthorized(c, "invalid_token", "send one Authorization header", true)
+	}
+	scheme, raw, ok := strings.Cut(string(values[0]), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || raw == "" {
 		return nil, unauthorized(c, "invalid_token", "the Authorization header must be: Bearer <token>", true)
 	}
