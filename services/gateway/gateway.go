@@ -15,6 +15,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -177,24 +178,8 @@ func (g *Gateway) ServeFastHTTP(fc *fasthttp.RequestCtx) {
 // (for at most web.ShutdownTimeout).
 func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	srv := g.server()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(lingerListener{ln}) }()
-	g.log.Info("listening", "server", "gateway", "addr", ln.Addr().String())
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), web.ShutdownTimeout)
-	defer cancel()
-	if err := srv.ShutdownWithContext(shutdownCtx); err != nil {
-		return err
-	}
-	if err := <-errc; err != nil {
-		return err
-	}
-	g.log.Info("stopped", "server", "gateway")
-	return nil
+	serve := func(ln net.Listener) error { return srv.Serve(lingerListener{ln}) }
+	return web.ServeUntil(ctx, g.log, "gateway", ln, serve, srv.ShutdownWithContext)
 }
 
 // maxHeaderBytes bounds a request's line and headers (431 beyond), as for the services.
@@ -228,7 +213,7 @@ func (g *Gateway) server() *fasthttp.Server {
 type fastLogger struct{ log *slog.Logger }
 
 func (l fastLogger) Printf(format string, args ...any) {
-	l.log.Debug("fasthttp", "message", strings.TrimSpace(sprintf(format, args...)))
+	l.log.Debug("fasthttp", "message", strings.TrimSpace(fmt.Sprintf(format, args...)))
 }
 
 // ClientIP returns the caller's address: the peer, or, when the peer is a trusted proxy, the

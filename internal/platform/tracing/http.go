@@ -32,7 +32,7 @@ func (t *transport) RoundTrip(r *http.Request) (*http.Response, error) {
 		return t.traced.RoundTrip(r)
 	}
 	ctx := r.Context()
-	if !trace.SpanContextFromContext(ctx).IsValid() && baggage.FromContext(ctx).Len() == 0 {
+	if !Carries(ctx) {
 		return t.base.RoundTrip(r)
 	}
 	// Tracing is off here but a trace flows through (an upstream started it): pass it on.

@@ -47,8 +47,7 @@ func Instrument(service string) func(http.Handler) http.Handler {
 			if status == 0 {
 				status = http.StatusOK
 			}
-			httpRequests.WithLabelValues(service, r.Method, route, strconv.Itoa(status)).Inc()
-			httpDuration.WithLabelValues(service, r.Method, route).Observe(time.Since(start).Seconds())
+			ObserveRequest(service, r.Method, route, status, time.Since(start))
 		})
 	}
 }

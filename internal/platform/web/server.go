@@ -36,8 +36,16 @@ func Serve(ctx context.Context, log *slog.Logger, name string, ln net.Listener, 
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	return ServeUntil(ctx, log, name, ln, srv.Serve, srv.Shutdown)
+}
+
+// ServeUntil runs serve on ln until ctx is cancelled, then calls shutdown, which must let
+// in-flight requests finish (for at most ShutdownTimeout) and make serve return. It is the
+// life cycle of Serve for a server that is not net/http's (the gateway's).
+func ServeUntil(ctx context.Context, log *slog.Logger, name string, ln net.Listener,
+	serve func(net.Listener) error, shutdown func(context.Context) error) error {
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- serve(ln) }()
 	log.Info("listening", "server", name, "addr", ln.Addr().String())
 	select {
 	case err := <-errc:
@@ -46,7 +54,7 @@ func Serve(ctx context.Context, log *slog.Logger, name string, ln net.Listener, 
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
+	if err := shutdown(shutdownCtx); err != nil {
 		return err
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
