@@ -3,7 +3,6 @@ package gateway
 import (
 	"bytes"
 	"iter"
-	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -34,7 +33,6 @@ type forwarder struct {
 	host     string
 	client   *fasthttp.HostClient
 	timeout  time.Duration
-	trusted  []netip.Prefix
 }
 
 // Connection limits towards each service. A request that finds every connection busy waits
@@ -63,7 +61,6 @@ func newForwarder(u Upstream, target *url.URL, cfg Config) *forwarder {
 		upstream: u,
 		host:     target.Host,
 		timeout:  timeout,
-		trusted:  cfg.TrustedProxies,
 		client: &fasthttp.HostClient{
 			Addr:                target.Host,
 			Name:                "sbor-gateway",
@@ -168,10 +165,7 @@ type headerSet interface {
 // so names are compared lower-cased in a stack buffer rather than canonicalised into new
 // strings.
 func dropHeaders(h headerSet, unwanted map[string]bool, identities bool) {
-	var connection []string
-	if c := h.Peek("Connection"); len(c) > 0 {
-		connection = []string{string(c)}
-	}
+	connection := string(h.Peek("Connection"))
 	var buf [64]byte
 	var drop []string
 	for k := range h.All() {
@@ -189,7 +183,7 @@ func dropHeaders(h headerSet, unwanted map[string]bool, identities bool) {
 		}
 		if hopHeaders[string(name)] || unwanted[string(name)] ||
 			identities && bytes.HasPrefix(name, identityPrefix) ||
-			len(connection) > 0 && namedIn(connection, string(name)) {
+			connection != "" && namedIn(connection, string(name)) {
 			drop = append(drop, string(k))
 		}
 	}
@@ -198,14 +192,12 @@ func dropHeaders(h headerSet, unwanted map[string]bool, identities bool) {
 	}
 }
 
-// namedIn reports whether a Connection header (its values, comma-separated tokens) names the
+// namedIn reports whether a Connection header's value (comma-separated tokens) names the
 // header: such a header is hop-by-hop too.
-func namedIn(connection []string, name string) bool {
-	for _, v := range connection {
-		for token := range strings.SplitSeq(v, ",") {
-			if strings.EqualFold(strings.TrimSpace(token), name) {
-				return true
-			}
+func namedIn(connection, name string) bool {
+	for token := range strings.SplitSeq(connection, ",") {
+		if strings.EqualFold(strings.TrimSpace(token), name) {
+			return true
 		}
 	}
 	return false

@@ -30,7 +30,8 @@ type call struct {
 	route *route
 	ctx   context.Context // request id, trace, caller identity
 	id    string          // request id
-	// clientIP and host are read before the client's forwarding headers are dropped.
+	// clientIP and host are read before the gateway drops the client's X-Forwarded-For and
+	// points Host at the service.
 	clientIP, host string
 }
 
@@ -44,13 +45,16 @@ func (g *Gateway) serveRoute(fc *fasthttp.RequestCtx, rt *route) {
 	defer g.inFlight.Dec()
 
 	peer := peerOf(fc)
-	c := &call{fc: fc, route: rt, id: web.NewRequestID(), host: string(fc.Request.Header.Host())}
-	c.clientIP = ClientIP(peer, forwardedFor(&fc.Request.Header, peer, g.cfg.TrustedProxies), g.cfg.TrustedProxies)
+	c := &call{fc: fc, route: rt, id: web.NewRequestID(), host: string(fc.Request.Header.Host()), clientIP: peer.String()}
+	trustedPeer := isTrusted(peer, g.cfg.TrustedProxies)
+	if trustedPeer {
+		c.clientIP = ClientIP(peer, forwardedFor(&fc.Request.Header), g.cfg.TrustedProxies)
+	}
 	c.ctx = logging.WithRequestID(context.Background(), c.id)
 	stripGatewayHeaders(&fc.Request.Header)
 
 	// Only a trusted proxy (an ingress that traces) may continue its trace into the platform.
-	if !isTrusted(peer, g.cfg.TrustedProxies) {
+	if !trustedPeer {
 		stripTraceHeaders(&fc.Request.Header)
 	} else if hasTraceHeaders(&fc.Request.Header) {
 		c.ctx = tracing.Extract(c.ctx, requestHeaderCarrier{&fc.Request.Header})
@@ -125,35 +129,28 @@ func (g *Gateway) problem(c *call, err error) {
 // 413 for a body over the limit, 431 for headers over theirs, 408 for a client too slow
 // with either, 400 for anything malformed. The connection is closed after.
 func (g *Gateway) requestFailed(fc *fasthttp.RequestCtx, err error) {
-	var e *errs.Error
 	var small *fasthttp.ErrSmallBuffer
 	var ne net.Error
+	var status int
+	var code, detail string
 	switch {
 	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		e = errs.Newf(errs.TooLarge, "body_too_large", "the request body exceeds %d bytes", g.cfg.MaxBodyBytes)
+		status, code, detail = http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("the request body exceeds %d bytes", g.cfg.MaxBodyBytes)
 	case errors.As(err, &small):
-		e = &errs.Error{Kind: errs.Invalid, Code: "headers_too_large", Detail: fmt.Sprintf("the request line and headers exceed %d bytes", maxHeaderBytes)}
+		status, code, detail = http.StatusRequestHeaderFieldsTooLarge, "headers_too_large", fmt.Sprintf("the request line and headers exceed %d bytes", maxHeaderBytes)
 	case errors.As(err, &ne) && ne.Timeout():
-		e = &errs.Error{Kind: errs.Invalid, Code: "request_timeout", Detail: "the request was not received in time"}
+		status, code, detail = http.StatusRequestTimeout, "request_timeout", "the request was not received in time"
 	default:
-		e = errs.New(errs.Invalid, "bad_request", "the request could not be parsed as HTTP/1.1")
-	}
-	status := web.StatusOf(e.Kind)
-	switch e.Code {
-	case "headers_too_large":
-		status = http.StatusRequestHeaderFieldsTooLarge
-	case "request_timeout":
-		status = http.StatusRequestTimeout
+		status, code, detail = http.StatusBadRequest, "bad_request", "the request could not be parsed as HTTP/1.1"
 	}
 	lingerOnClose(fc) // fasthttp closes the connection after this answer
 	id := web.NewRequestID()
 	g.log.Log(context.Background(), slog.LevelInfo, "request refused", logging.RequestIDKey, id, "status", status, "err", err)
 	fc.Response.Reset()
 	fc.Response.Header.Set(identity.HeaderRequestID, id)
-	w := &answerWriter{fc: fc}
-	web.WriteProblem(w, web.Problem{
-		Type: web.ProblemTypeBase + e.Code, Title: http.StatusText(status), Status: status, Detail: e.Detail,
-		Instance: string(fc.URI().PathOriginal()), Code: e.Code, RequestID: id,
+	web.WriteProblem(&answerWriter{fc: fc}, web.Problem{
+		Type: web.ProblemTypeBase + code, Title: http.StatusText(status), Status: status, Detail: detail,
+		Instance: string(fc.URI().PathOriginal()), Code: code, RequestID: id,
 	})
 }
 
@@ -198,11 +195,8 @@ func stripTraceHeaders(h *fasthttp.RequestHeader) {
 	h.Del("Baggage")
 }
 
-// forwardedFor returns the X-Forwarded-For values, which only matter from a trusted peer.
-func forwardedFor(h *fasthttp.RequestHeader, peer netip.Addr, trusted []netip.Prefix) []string {
-	if !isTrusted(peer, trusted) {
-		return nil
-	}
+// forwardedFor returns the X-Forwarded-For values (they only matter from a trusted peer).
+func forwardedFor(h *fasthttp.RequestHeader) []string {
 	var values []string
 	for _, v := range h.PeekAll("X-Forwarded-For") {
 		values = append(values, string(v))
@@ -216,5 +210,3 @@ func peerOf(fc *fasthttp.RequestCtx) netip.Addr {
 	}
 	return peerAddr(fc.RemoteAddr().String())
 }
-
-func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
