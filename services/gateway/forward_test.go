@@ -74,6 +74,21 @@ func received(t *testing.T, got chan seen) seen {
 	}
 }
 
+// exchange sends req to the gateway and returns the answer, its body read.
+func exchange(t *testing.T, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, body
+}
+
 func TestForwarderPassesEndToEndPartsAndDropsHopByHopOnes(t *testing.T) {
 	t.Parallel()
 	big := bytes.Repeat([]byte("0123456789abcdef"), 8<<10) // 128 KiB answer
@@ -112,12 +127,7 @@ func TestForwarderPassesEndToEndPartsAndDropsHopByHopOnes(t *testing.T) {
 	longIdentity := "X-User-" + strings.Repeat("Long", 30) // longer than dropHeaders' stack buffer
 	req.Header.Set(longIdentity, "admin")
 	req.Header.Set("x-uSER-role", "organizer")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	answer, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	resp, answer := exchange(t, req)
 
 	s := received(t, got)
 	if s.method != "POST" || s.requestURI != "/api/events?x=a%2Fb&y=%C3%BC" || string(s.body) != body {
@@ -164,12 +174,7 @@ func TestForwarderPassesEndToEndPartsAndDropsHopByHopOnes(t *testing.T) {
 
 	// A large answer arrives whole, with its length.
 	req, _ = http.NewRequest("GET", gw+"/api/events?big=1", nil)
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	answer, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
+	resp, answer = exchange(t, req)
 	received(t, got)
 	if !bytes.Equal(answer, big) || resp.ContentLength != int64(len(big)) {
 		t.Errorf("large answer: %d bytes, Content-Length %d, want %d", len(answer), resp.ContentLength, len(big))
@@ -202,12 +207,7 @@ func TestForwarderAnswersWithoutBodies(t *testing.T) {
 	gw, _ := forwardingGateway(t, upstream, nil)
 	req, _ := http.NewRequest("POST", gw+"/api/events/1/publish", nil)
 	req.Header.Set("Authorization", "Bearer any")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	resp, b := exchange(t, req)
 	s := received(t, got)
 	if resp.StatusCode != 204 || len(b) != 0 || len(s.body) != 0 || s.header.Get("Content-Length") != "0" {
 		t.Errorf("204: status %d body %q; upstream body %q Content-Length %q", resp.StatusCode, b, s.body, s.header.Get("Content-Length"))
@@ -235,12 +235,8 @@ func TestForwarderReportsUpstreamFailures(t *testing.T) {
 	gw, _ := forwardingGateway(t, upstream, func(c *Config) { c.UpstreamTimeout = 300 * time.Millisecond })
 	t.Cleanup(func() { close(release) }) // before the upstream's Close, which waits for its handlers
 	for _, path := range []string{"/api/events/slow", "/api/events/drop"} {
-		resp, err := http.Get(gw + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		req, _ := http.NewRequest("GET", gw+path, nil)
+		resp, b := exchange(t, req)
 		if resp.StatusCode != 503 || !strings.Contains(string(b), "upstream_unavailable") || resp.Header.Get("Retry-After") != "1" {
 			t.Errorf("GET %s: %d %s", path, resp.StatusCode, b)
 		}
@@ -262,12 +258,7 @@ func TestForwarderSendsAgainOnlyWhatWasNeverSent(t *testing.T) {
 	post := func() int {
 		req, _ := http.NewRequest("POST", gw+"/api/events", strings.NewReader(`{}`))
 		req.Header.Set("Authorization", "Bearer any")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		resp, _ := exchange(t, req)
 		return resp.StatusCode
 	}
 	for round := range 3 {
@@ -329,7 +320,7 @@ func TestForwarderQueuesBeyondItsConnectionLimit(t *testing.T) {
 }
 
 func TestNamedIn(t *testing.T) {
-	conn := []string{"keep-alive, X-Foo", " x-bar "}
+	conn := "keep-alive, X-Foo,  x-bar "
 	for name, want := range map[string]bool{"X-Foo": true, "X-Bar": true, "Keep-Alive": true, "X-Baz": false} {
 		if got := namedIn(conn, name); got != want {
 			t.Errorf("namedIn(%q) = %v", name, got)

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -21,11 +22,7 @@ func TestCORSHeadersOnForwardedAnswersAndPreflights(t *testing.T) {
 		if origin != "" {
 			req.Header.Set("Origin", origin)
 		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		resp, _ := exchange(t, req)
 		received(t, got)
 		acao := resp.Header.Get("Access-Control-Allow-Origin")
 		if allowed && (acao != origin || !strings.Contains(resp.Header.Get("Access-Control-Expose-Headers"), "X-Request-Id")) {
@@ -42,11 +39,7 @@ func TestCORSHeadersOnForwardedAnswersAndPreflights(t *testing.T) {
 	req.Header.Set("Origin", "https://app.example")
 	req.Header.Set("Access-Control-Request-Method", "POST")
 	req.Header.Set("Access-Control-Request-Headers", "authorization, content-type")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := exchange(t, req)
 	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example" ||
 		!strings.Contains(resp.Header.Get("Access-Control-Allow-Methods"), "POST") {
 		t.Errorf("preflight: %d %v", resp.StatusCode, resp.Header)
@@ -116,11 +109,7 @@ func TestTraceContextIsTakenOnlyFromTrustedPeers(t *testing.T) {
 		req, _ := http.NewRequest("GET", gw+"/api/events", nil)
 		req.Header.Set("Traceparent", parent)
 		req.Header.Set("Baggage", "tenant=x")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		exchange(t, req)
 		s := received(t, got)
 		tp := s.header.Get("Traceparent")
 		if trusted && !strings.Contains(tp, "4bf92f3577b34da6a3ce929d0e0e4736") {
@@ -128,6 +117,37 @@ func TestTraceContextIsTakenOnlyFromTrustedPeers(t *testing.T) {
 		}
 		if !trusted && (tp != "" || s.header.Get("Baggage") != "") {
 			t.Errorf("from an untrusted client the service got traceparent %q baggage %q", tp, s.header.Get("Baggage"))
+		}
+	}
+}
+
+// A connection refused for its body is closed gently: the gateway keeps reading (and
+// dropping) what the client still sends for a while, so a client that sends its body before
+// reading the answer is not cut off by a reset.
+func TestRefusedConnectionTakesTheRestOfTheBody(t *testing.T) {
+	t.Parallel()
+	upstream, _ := recording(t, func(w http.ResponseWriter, r *http.Request) {})
+	gw, _ := forwardingGateway(t, upstream, func(c *Config) { c.MaxBodyBytes = 1 << 10 })
+	conn, err := net.Dial("tcp", strings.TrimPrefix(gw, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	const size = 6 << 20 // more than the kernel buffers on both sides hold
+	_, _ = fmt.Fprintf(conn, "POST /api/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", size)
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("answer %d, want 413", resp.StatusCode)
+	}
+	chunk := make([]byte, 64<<10)
+	for sent := 0; sent < size; sent += len(chunk) {
+		if _, err := conn.Write(chunk); err != nil {
+			t.Fatalf("after %d KiB of the body: %v (the gateway dropped the connection)", sent>>10, err)
 		}
 	}
 }
