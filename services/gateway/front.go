@@ -189,10 +189,11 @@ func hasTraceHeaders(h *fasthttp.RequestHeader) bool {
 	return len(h.Peek("Traceparent")) > 0 || len(h.Peek("Baggage")) > 0
 }
 
+// stripTraceHeaders is tracing.StripTraceHeaders for a fasthttp request.
 func stripTraceHeaders(h *fasthttp.RequestHeader) {
-	h.Del("Traceparent")
-	h.Del("Tracestate")
-	h.Del("Baggage")
+	for _, name := range tracing.TraceHeaders() {
+		h.Del(name)
+	}
 }
 
 // forwardedFor returns the X-Forwarded-For values (they only matter from a trusted peer).

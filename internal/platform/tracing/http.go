@@ -60,10 +60,18 @@ func HasTraceHeaders(h http.Header) bool {
 // StripTraceHeaders deletes the propagation headers: the gateway does so for requests from
 // untrusted peers, so a client can neither join nor force-sample the platform's traces.
 func StripTraceHeaders(h http.Header) {
-	h.Del("traceparent")
-	h.Del("tracestate")
-	h.Del("baggage")
+	for _, name := range traceHeaders {
+		h.Del(name)
+	}
 }
+
+// traceHeaders are the propagator's header names, computed once: the composite propagator
+// builds a new list on every Fields call, and the gateway strips them from every request.
+var traceHeaders = propagator.Fields()
+
+// TraceHeaders returns the names of the headers the propagator reads and writes
+// (traceparent, tracestate, baggage). The slice is shared: do not modify it.
+func TraceHeaders() []string { return traceHeaders }
 
 // Carries reports whether ctx holds a trace context or baggage to pass on to a callee.
 func Carries(ctx context.Context) bool {
