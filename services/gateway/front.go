@@ -99,7 +99,7 @@ func (c *call) finish(g *Gateway, start time.Time, span trace.Span) {
 	g.cors.apply(&c.fc.Request.Header, h)
 	status := c.fc.Response.StatusCode()
 	took := time.Since(start)
-	web.ObserveRequest("gateway", c.route.Method, c.route.Pattern, status, took)
+	c.route.metrics.Observe(status, took)
 	level := slog.LevelDebug
 	if status >= 500 {
 		level = slog.LevelWarn

@@ -80,6 +80,7 @@ type route struct {
 	Route
 	forward *forwarder
 	name    string // "METHOD pattern", the span name
+	metrics *web.RouteMetrics
 }
 
 // New builds the gateway; extra mounts more routes (health, documents) on its router.
@@ -112,7 +113,8 @@ func New(log *slog.Logger, cfg Config, verifier TokenVerifier, extra func(Router
 		if g.byRoute[rt.Method] == nil {
 			g.byRoute[rt.Method] = map[string]*route{}
 		}
-		g.byRoute[rt.Method][rt.Pattern] = &route{Route: rt, forward: forwarders[rt.Upstream], name: rt.Method + " " + rt.Pattern}
+		g.byRoute[rt.Method][rt.Pattern] = &route{Route: rt, forward: forwarders[rt.Upstream], name: rt.Method + " " + rt.Pattern,
+			metrics: web.NewRouteMetrics("gateway", rt.Method, rt.Pattern)}
 	}
 	g.fallback = fasthttpadaptor.NewFastHTTPHandler(g.fallbackRouter(extra))
 	return g, nil

@@ -4,7 +4,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -23,5 +25,29 @@ func TestRouterCountsRequestsByRouteTemplate(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(web.RequestsCounter().WithLabelValues("metrics-test", "GET", "unmatched", "404")); got != 1 {
 		t.Fatalf("unmatched requests: %v, want 1", got)
+	}
+}
+
+// RouteMetrics records the series ObserveRequest does, from many goroutines at once, whatever
+// statuses turn up and in whatever order.
+func TestRouteMetricsCountsEveryStatus(t *testing.T) {
+	m := web.NewRouteMetrics("route-metrics-test", "GET", "/api/things/{id}")
+	statuses := []int{200, 404, 200, 503, 201, 404, 200}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 100 {
+				for _, s := range statuses {
+					m.Observe(s, time.Millisecond)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for status, want := range map[string]float64{"200": 2400, "404": 1600, "503": 800, "201": 800} {
+		got := testutil.ToFloat64(web.RequestsCounter().WithLabelValues("route-metrics-test", "GET", "/api/things/{id}", status))
+		if got != want {
+			t.Errorf("status %s counted %v times, want %v", status, got, want)
+		}
 	}
 }
