@@ -261,9 +261,20 @@ func TestForwarderSendsAgainOnlyWhatWasNeverSent(t *testing.T) {
 		resp, _ := exchange(t, req)
 		return resp.StatusCode
 	}
-	for round := range 3 {
-		if status := post(); status != 200 {
-			t.Fatalf("round %d: POST answered %d", round, status)
+	get := func() int {
+		req, _ := http.NewRequest("GET", gw+"/api/events", nil)
+		resp, _ := exchange(t, req)
+		return resp.StatusCode
+	}
+	// A POST goes out only on a connection known open (liveConn's peek); a GET is sent
+	// without the peek and, if the connection was closed, again on a new one.
+	for round := range 6 {
+		send, method := post, "POST"
+		if round%2 == 1 {
+			send, method = get, "GET"
+		}
+		if status := send(); status != 200 {
+			t.Fatalf("round %d: %s answered %d", round, method, status)
 		}
 		received(t, got)
 		up.CloseClientConnections() // every pooled connection of the gateway is now closed

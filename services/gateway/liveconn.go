@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"errors"
 	"net"
 	"syscall"
@@ -17,7 +18,8 @@ var errStaleConn = errors.New("gateway: the service closed this idle connection"
 // not closed it meanwhile. net/http's Transport notices that by itself (a goroutine per
 // connection is always reading); fasthttp's HostClient finds out only when the answer does not
 // come, when a POST can no longer be retried safely. The check is one non-blocking peek at the
-// socket (a single recvfrom) per reused connection.
+// socket (a single recvfrom) per reused connection, for the requests that could not be sent
+// again otherwise.
 type liveConn struct {
 	net.Conn
 	raw syscall.RawConn
@@ -50,11 +52,19 @@ func (c *liveConn) Read(p []byte) (int, error) {
 func (c *liveConn) Write(p []byte) (int, error) {
 	if c.answered {
 		c.answered = false
-		if !c.open() {
+		// An idempotent request needs no peek: when the connection turns out closed, fasthttp
+		// sends it again on a new one (retryUpstream), and the service never saw the first.
+		if !idempotent(p) && !c.open() {
 			return 0, errStaleConn
 		}
 	}
 	return c.Conn.Write(p)
+}
+
+// idempotent reports whether the request starting with p is one retryUpstream sends again
+// after any failure.
+func idempotent(p []byte) bool {
+	return bytes.HasPrefix(p, []byte("GET ")) || bytes.HasPrefix(p, []byte("HEAD ")) || bytes.HasPrefix(p, []byte("PUT "))
 }
 
 // open reports whether the peer has neither closed the connection nor sent anything
