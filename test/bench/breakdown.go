@@ -445,3 +445,44 @@ func (p *commitProbe) finish() (p50, p99 float64) {
 	slices.Sort(lat)
 	return percentileMs(lat, 50), percentileMs(lat, 99)
 }
+
+// settleDatabases vacuums and analyses the databases the purchase and limit runs wrote to,
+// then waits (at most maxWait) until no autovacuum worker is running, so that maintenance
+// the earlier runs made due does not land in the middle of the gateway-overhead comparison,
+// where it slowed whichever side it fell on by as much as the gateway's own cost.
+func settleDatabases(ctx context.Context, urls []string, maxWait time.Duration) (time.Duration, error) {
+	start := time.Now()
+	for _, url := range urls {
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			return 0, err
+		}
+		_, err = conn.Exec(ctx, "VACUUM (ANALYZE)")
+		conn.Close(ctx)
+		if err != nil {
+			return 0, err
+		}
+	}
+	conn, err := pgx.Connect(ctx, urls[0])
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(ctx)
+	for quiet := 0; quiet < 4 && time.Since(start) < maxWait; {
+		var workers int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'`).Scan(&workers); err != nil {
+			return 0, err
+		}
+		if workers == 0 {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+	return time.Since(start), nil
+}

@@ -118,15 +118,21 @@ func closedLoop(ctx context.Context, name string, clients int, duration time.Dur
 // alternating runs a and b as closed loops in turn, rounds times each, for duration in all
 // per side, and summarises each side over its rounds. Comparing two runs made one after the
 // other on a shared machine compares whatever else ran at each moment; alternating in short
-// rounds spreads that over both.
+// rounds spreads that over both, and the order a b, b a, a b, … (rather than a b, a b, …)
+// keeps work that fades or grows over the rounds from always falling on the same side.
 // around, if not nil, is called before each round of side i and returns what to call after it.
 func alternating(ctx context.Context, names [2]string, clients int, duration time.Duration, rounds int, a, b request, around func(i int) func()) (stats, stats) {
 	recs := [2]*recorder{newRecorder(), newRecorder()}
 	var elapsed [2]time.Duration
 	var seqs [2]atomic.Int64
 	slice := duration / time.Duration(rounds)
-	for range rounds {
-		for i, do := range []request{a, b} {
+	for round := range rounds {
+		order := []int{0, 1}
+		if round%2 == 1 {
+			order = []int{1, 0}
+		}
+		for _, i := range order {
+			do := []request{a, b}[i]
 			after := func() {}
 			if around != nil {
 				after = around(i)
