@@ -205,10 +205,12 @@ func cleanText(s string) string {
 
 // Batching of the consumer: the purchases fetched together are notified with one insert,
 // one commit. A lone message waits BatchWait for company; at the peak of a sale the batch
-// fills from the backlog at once. See kafkabus.BatchHandler.
+// fills from the backlog at once. See kafkabus.BatchHandler. Nobody waits on a notification
+// the way a buyer waits on a purchase, so BatchWait matches the outbox relay's interval
+// (outbox.DefaultMinInterval, where the measurement is).
 const (
 	MaxBatch  = 500
-	BatchWait = 5 * time.Millisecond
+	BatchWait = 25 * time.Millisecond
 )
 
 // NewConsumer returns the Kafka consumer of the service's topics, in the given group.
