@@ -45,6 +45,9 @@ type stats struct {
 	MaxMs      float64        `json:"max_ms"`
 	Outcomes   map[string]int `json:"outcomes"`
 	Late       int            `json:"late,omitempty"` // paced runs: requests that found every slot busy
+	// RoundsPS is each round's successes per second (alternating runs), to tell a steady
+	// difference between the sides from one disturbed round.
+	RoundsPS []float64 `json:"rounds_per_s,omitempty"`
 }
 
 // recorder gathers the latencies and outcomes of one run from many goroutines.
@@ -65,6 +68,12 @@ func (r *recorder) add(lat time.Duration, o outcome) {
 		r.successes++
 	}
 	r.mu.Unlock()
+}
+
+func (r *recorder) successCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.successes
 }
 
 func (r *recorder) stats(name string, clients int, elapsed time.Duration) stats {
@@ -125,10 +134,11 @@ func alternating(ctx context.Context, names [2]string, clients int, duration tim
 	recs := [2]*recorder{newRecorder(), newRecorder()}
 	var elapsed [2]time.Duration
 	var seqs [2]atomic.Int64
+	var perRound [2][]float64
 	slice := duration / time.Duration(rounds)
-	for round := range rounds {
+	for n := range rounds {
 		order := []int{0, 1}
-		if round%2 == 1 {
+		if n%2 == 1 {
 			order = []int{1, 0}
 		}
 		for _, i := range order {
@@ -137,11 +147,16 @@ func alternating(ctx context.Context, names [2]string, clients int, duration tim
 			if around != nil {
 				after = around(i)
 			}
-			elapsed[i] += closedLoopInto(ctx, recs[i], clients, slice, 0, do, &seqs[i])
+			before := recs[i].successCount()
+			took := closedLoopInto(ctx, recs[i], clients, slice, 0, do, &seqs[i])
 			after()
+			elapsed[i] += took
+			perRound[i] = append(perRound[i], round(float64(recs[i].successCount()-before)/took.Seconds(), 0))
 		}
 	}
-	return recs[0].stats(names[0], clients, elapsed[0]), recs[1].stats(names[1], clients, elapsed[1])
+	first, second := recs[0].stats(names[0], clients, elapsed[0]), recs[1].stats(names[1], clients, elapsed[1])
+	first.RoundsPS, second.RoundsPS = perRound[0], perRound[1]
+	return first, second
 }
 
 // closedLoopInto is closedLoop recording into rec, numbering requests from seq (a fresh

@@ -57,7 +57,8 @@ func renderTable(res result) string {
 		fmt.Fprintf(&b, "| %s | %d | %d | %.0f | %.1f | %.1f | %.1f | %.1f | %s |\n",
 			name, s.Clients, s.Requests, s.PerSecond, s.P50Ms, s.P95Ms, s.P99Ms, s.MaxMs, outcomes(s.Outcomes))
 	}
-	fmt.Fprintf(&b, "\nEnd-to-end / limit: %.2f. Gateway overhead (GET /api/tickets): %.1f %% of throughput.\n\n", res.Ratio, res.OverheadPct)
+	fmt.Fprintf(&b, "\nEnd-to-end / limit: %.2f. Gateway overhead (GET /api/tickets): %.1f %% of throughput (per round, direct: %v/s; via the gateway: %v/s).\n\n",
+		res.Ratio, res.OverheadPct, res.Direct.RoundsPS, res.Gateway.RoundsPS)
 	b.WriteString(renderBreakdowns(res.Breakdowns))
 
 	b.WriteString("| type | quantity | issued (201) | sold | rows | ticket.purchased | oversold | check |\n")
