@@ -447,9 +447,10 @@ func (p *commitProbe) finish() (p50, p99 float64) {
 }
 
 // settleDatabases vacuums and analyses the databases the purchase and limit runs wrote to,
-// then waits (at most maxWait) until no autovacuum worker is running, so that maintenance
-// the earlier runs made due does not land in the middle of the gateway-overhead comparison,
-// where it slowed whichever side it fell on by as much as the gateway's own cost.
+// checkpoints, writes the page cache back, then waits (at most maxWait) until no autovacuum
+// worker is running, so that maintenance the earlier runs made due, and the writes it makes,
+// do not land in the middle of the gateway-overhead comparison, where they slowed whichever
+// side they fell on by as much as the gateway's own cost.
 func settleDatabases(ctx context.Context, urls []string, maxWait time.Duration) (time.Duration, error) {
 	start := time.Now()
 	for _, url := range urls {
@@ -468,6 +469,10 @@ func settleDatabases(ctx context.Context, urls []string, maxWait time.Duration) 
 		return 0, err
 	}
 	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CHECKPOINT"); err != nil {
+		return 0, err
+	}
+	syscall.Sync()
 	for quiet := 0; quiet < 4 && time.Since(start) < maxWait; {
 		var workers int
 		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'`).Scan(&workers); err != nil {

@@ -128,14 +128,19 @@ func closedLoop(ctx context.Context, name string, clients int, duration time.Dur
 // per side, and summarises each side over its rounds. Comparing two runs made one after the
 // other on a shared machine compares whatever else ran at each moment; alternating in short
 // rounds spreads that over both, and the order a b, b a, a b, … (rather than a b, a b, …)
-// keeps work that fades or grows over the rounds from always falling on the same side.
-// around, if not nil, is called before each round of side i and returns what to call after it.
+// keeps work that fades or grows over the rounds from always falling on the same side. One
+// round of each, not counted, goes first: the first round of a side opens its connections.
+// around, if not nil, is called before each counted round of side i and returns what to
+// call after it.
 func alternating(ctx context.Context, names [2]string, clients int, duration time.Duration, rounds int, a, b request, around func(i int) func()) (stats, stats) {
 	recs := [2]*recorder{newRecorder(), newRecorder()}
 	var elapsed [2]time.Duration
 	var seqs [2]atomic.Int64
 	var perRound [2][]float64
 	slice := duration / time.Duration(rounds)
+	for i, do := range []request{a, b} {
+		closedLoopInto(ctx, newRecorder(), clients, slice, 0, do, &seqs[i])
+	}
 	for n := range rounds {
 		order := []int{0, 1}
 		if n%2 == 1 {

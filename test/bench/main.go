@@ -19,10 +19,10 @@
 //     -limit-duration, one transaction per ticket (guarded counter update, ticket insert,
 //     outbox insert, commit) on the ticket service's schema;
 //  6. gateway overhead: GET /api/tickets through the gateway with the buyers' tokens against
-//     the same GET straight to the ticket service with the identity headers set, in four
-//     alternating rounds each, a b b a a b b a (so that a change in the machine's load
-//     between the two does not decide the comparison), after the databases written to so far
-//     were vacuumed and autovacuum is idle;
+//     the same GET straight to the ticket service with the identity headers set, in eight
+//     alternating rounds each, a b b a a b b a … (so that a change in the machine's load
+//     between the two does not decide the comparison), after one uncounted round each and
+//     once the databases written to so far are vacuumed, checkpointed and written back;
 //  7. checks: per type, tickets answered 201 = the counter's sold = rows in the ticket
 //     database = ticket.purchased messages on Kafka, never more than the quantity; each
 //     service's resident memory when idle (started, before any request) and at its peak
@@ -114,7 +114,7 @@ func main() {
 	flag.IntVar(&cfg.Quantity, "quantity", 1_000_000, "tickets of the throughput type")
 	flag.IntVar(&cfg.SoldOutQuantity, "soldout-quantity", 500, "tickets of the sell-out type (Q)")
 	flag.IntVar(&cfg.SoldOutAttempts, "soldout-attempts", 0, "purchase attempts in the sell-out run (0: 5 × Q)")
-	flag.DurationVar(&cfg.OverheadDuration, "overhead-duration", 6*time.Second, "length of each side of the gateway-overhead comparison (run in four alternating rounds)")
+	flag.DurationVar(&cfg.OverheadDuration, "overhead-duration", 6*time.Second, "length of each side of the gateway-overhead comparison (run in eight alternating rounds)")
 	flag.DurationVar(&cfg.NotifyTimeout, "notify-timeout", 20*time.Second, "how long to wait, after the runs, for every purchase's notification")
 	flag.BoolVar(&cfg.Fsync, "fsync", true, "run PostgreSQL with fsync on (durable commits)")
 	flag.BoolVar(&cfg.PProf, "pprof", false, "build with net/http/pprof and save CPU profiles of the peak and half-rate runs under .bench/pprof/{peak,half}")
@@ -346,7 +346,7 @@ func run(ctx context.Context, cfg config) (int, error) {
 	logf("databases vacuumed and autovacuum idle after %s", took.Round(100*time.Millisecond))
 	logf("gateway overhead: GET /api/tickets through the gateway and straight to the service, %s each", cfg.OverheadDuration)
 	var sides [2]cpuAccount
-	res.Direct, res.Gateway = alternating(ctx, [2]string{"GET direct", "GET via gateway"}, cfg.Clients, cfg.OverheadDuration, 4,
+	res.Direct, res.Gateway = alternating(ctx, [2]string{"GET direct", "GET via gateway"}, cfg.Clients, cfg.OverheadDuration, overheadRounds,
 		listTickets(c, p.url["ticket"], buyers, true), listTickets(c, gw, buyers, false),
 		func(i int) func() {
 			before := p.snapshot(ctx)
@@ -468,6 +468,11 @@ func purchase(c *client, gateway, eventID, typeID string, buyers []user, log *pu
 		return outcome{ok: true, status: a.status}
 	}
 }
+
+// overheadRounds is how many rounds each side of the gateway-overhead comparison runs: the
+// machine's speed drifted by up to a third over one comparison (each round's rate is in the
+// report), and short rounds in a b b a order average that out.
+const overheadRounds = 8
 
 // listTickets is GET /api/tickets?limit=1 for the next buyer: through the gateway with the
 // buyer's token, or, direct, straight to the ticket service with the identity headers the
