@@ -107,6 +107,23 @@ func (e *relayEnv) scalar(t *testing.T, sql string) int {
 	return n
 }
 
+// The relay's LISTEN connection is its own: an idle relay holds none of the pool's, which are
+// for the service's requests.
+func TestIdleRelayHoldsNoPoolConnection(t *testing.T) {
+	t.Parallel()
+	env := newRelayEnv(t)
+	env.start(t)
+	env.add(t, "k", "one")
+	kafkatest.Consume(t, env.brokers, env.topic, 1, time.Minute) // listening, read and published
+	deadline := time.Now().Add(5 * time.Second)
+	for env.pool.Stat().AcquiredConns() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("an idle relay holds %d of the pool's connections", env.pool.Stat().AcquiredConns())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestRelayCoalescesCommitsIntoFewerReads(t *testing.T) {
 	t.Parallel()
 	env := newRelayEnv(t)
