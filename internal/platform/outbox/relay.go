@@ -122,7 +122,7 @@ func (r *Relay) Run(ctx context.Context) error {
 func (r *Relay) listenAndPublish(ctx context.Context) error {
 	// The listening connection is the relay's own, not one of the pool's: it is held for as
 	// long as the relay runs, and taken from the pool it left the service's requests one
-	// connection fewer than the pool's size (with pgx's default of four on a two-core
+	// connection fewer than the pool's size (with a pool of four, pgx's default on a two-core
 	// machine, a quarter of them: the flash-sale benchmark's GET rounds queued for the other
 	// three with the CPU 8-10 % idle).
 	conn, err := pgx.ConnectConfig(ctx, r.Pool.Config().ConnConfig.Copy())
