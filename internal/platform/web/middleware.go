@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"regexp"
 	"runtime/debug"
 	"time"
 
@@ -21,8 +20,22 @@ import (
 
 type loggerKey struct{}
 
-// validRequestID bounds what a caller may pass as a request id, so ids stay safe to log.
-var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,128}$`)
+// validRequestID bounds what a caller may pass as a request id, so ids stay safe to log:
+// 1 to 128 of A-Z a-z 0-9 . _ : -. A loop, not a regexp: the regexp's match was 3 % of the
+// ticket service's CPU per purchase.
+func validRequestID(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		switch c := id[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // NewRequestID returns a random 128-bit request id. A request id correlates log lines and
 // guards nothing, so it comes from math/rand/v2's generator (per thread, seeded by the
@@ -57,7 +70,7 @@ func RequestContext(log *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			id := r.Header.Get(identity.HeaderRequestID)
-			if !validRequestID.MatchString(id) {
+			if !validRequestID(id) {
 				id = NewRequestID()
 				r.Header.Set(identity.HeaderRequestID, id)
 			}
