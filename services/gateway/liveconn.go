@@ -52,19 +52,14 @@ func (c *liveConn) Read(p []byte) (int, error) {
 func (c *liveConn) Write(p []byte) (int, error) {
 	if c.answered {
 		c.answered = false
-		// An idempotent request needs no peek: when the connection turns out closed, fasthttp
+		// A resendable request needs no peek: when the connection turns out closed, fasthttp
 		// sends it again on a new one (retryUpstream), and the service never saw the first.
-		if !idempotent(p) && !c.open() {
+		method, _, _ := bytes.Cut(p, []byte(" "))
+		if !resendable(method) && !c.open() {
 			return 0, errStaleConn
 		}
 	}
 	return c.Conn.Write(p)
-}
-
-// idempotent reports whether the request starting with p is one retryUpstream sends again
-// after any failure.
-func idempotent(p []byte) bool {
-	return bytes.HasPrefix(p, []byte("GET ")) || bytes.HasPrefix(p, []byte("HEAD ")) || bytes.HasPrefix(p, []byte("PUT "))
 }
 
 // open reports whether the peer has neither closed the connection nor sent anything
@@ -87,6 +82,16 @@ func retryUpstream(req *fasthttp.Request, attempts int, err error) (resetTimeout
 	if errors.Is(err, errStaleConn) {
 		return false, true
 	}
-	h := &req.Header
-	return false, h.IsGet() || h.IsHead() || h.IsPut()
+	return false, resendable(req.Header.Method())
+}
+
+// resendable reports whether a request of this method is sent again after any failure: the
+// idempotent methods, as fasthttp does by default (its own list is unexported, and setting
+// RetryIfErr replaces it). liveConn skips its peek for them.
+func resendable(method []byte) bool {
+	switch string(method) {
+	case fasthttp.MethodGet, fasthttp.MethodHead, fasthttp.MethodPut:
+		return true
+	}
+	return false
 }

@@ -39,8 +39,9 @@ func validRequestID(id string) bool {
 
 // NewRequestID returns a random 128-bit request id. A request id correlates log lines and
 // guards nothing, so it comes from math/rand/v2's generator (per thread, seeded by the
-// runtime from the system's entropy; a tenth of crypto/rand's cost, which was 3 % of the
-// gateway's CPU per request).
+// runtime from the system's entropy): an id costs ~70 ns against ~150 with crypto/rand in
+// isolation, and crypto/rand's draw was 3 % of the gateway's CPU per proxied GET in its
+// profile under load.
 func NewRequestID() string {
 	var b [16]byte
 	binary.LittleEndian.PutUint64(b[:8], rand.Uint64())
