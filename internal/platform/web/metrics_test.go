@@ -28,7 +28,7 @@ func TestRouterCountsRequestsByRouteTemplate(t *testing.T) {
 	}
 }
 
-// RouteMetrics records the series ObserveRequest does, from many goroutines at once, whatever
+// RouteMetrics records the series Instrument does, from many goroutines at once, whatever
 // statuses turn up and in whatever order.
 func TestRouteMetricsCountsEveryStatus(t *testing.T) {
 	m := web.NewRouteMetrics("route-metrics-test", "GET", "/api/things/{id}")
