@@ -50,9 +50,20 @@ func Instrument(service string) func(http.Handler) http.Handler {
 			if status == 0 {
 				status = http.StatusOK
 			}
-			routes.get(r.Method, route).Observe(status, time.Since(start))
+			routes.get(methodLabel(r.Method), route).Observe(status, time.Since(start))
 		})
 	}
+}
+
+// methodLabel is the method as a label value: any method outside HTTP's own is "OTHER", so a
+// client inventing methods cannot add series (and entries to routeMetricsOf) without end.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return method
+	}
+	return "OTHER"
 }
 
 // routeMetricsOf finds the RouteMetrics of a route once it is known, after routing.

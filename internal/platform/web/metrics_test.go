@@ -51,3 +51,15 @@ func TestRouteMetricsCountsEveryStatus(t *testing.T) {
 		}
 	}
 }
+
+// A method HTTP does not define is counted as OTHER: clients cannot mint series.
+func TestRouterCountsInventedMethodsAsOther(t *testing.T) {
+	r := web.NewRouter(slog.New(slog.DiscardHandler), web.Service("metrics-methods-test"))
+	r.Get("/things", func(w http.ResponseWriter, r *http.Request) {}) // chi runs no middleware before a first route
+	for _, m := range []string{"BREW", "PROPFIND", "X-1"} {
+		r.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(m, "/nowhere", nil))
+	}
+	if got := testutil.ToFloat64(web.RequestsCounter().WithLabelValues("metrics-methods-test", "OTHER", "unmatched", "405")); got != 3 {
+		t.Errorf("invented methods counted %v times as OTHER, want 3", got)
+	}
+}
