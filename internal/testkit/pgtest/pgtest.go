@@ -47,6 +47,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/sbor-dev/sbor/internal/pgserver"
+	"github.com/sbor-dev/sbor/internal/platform/db"
 )
 
 // EnvURL names the environment variable holding a superuser URL to an existing server.
@@ -114,21 +115,18 @@ func dropDatabase(ctx context.Context, name string) error {
 	return nil
 }
 
-// NewPool creates a fresh database (NewDatabase) and returns a pool connected to it,
-// closed when t ends, before the database is dropped.
+// NewPool creates a fresh database (NewDatabase) and returns a pool connected to it as the
+// services connect (db.Open), closed when t ends, before the database is dropped.
 func NewPool(t testing.TB) *pgxpool.Pool {
 	t.Helper()
 	dbURL := NewDatabase(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	pool, err := pgxpool.New(ctx, dbURL)
+	pool, err := db.Open(ctx, dbURL, 0)
 	if err != nil {
 		t.Fatalf("pgtest: %v", err)
 	}
 	t.Cleanup(pool.Close)
-	if err := pool.Ping(ctx); err != nil {
-		t.Fatalf("pgtest: %v", err)
-	}
 	return pool
 }
 
