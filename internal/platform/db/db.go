@@ -32,20 +32,6 @@ import (
 // listening connections stay under CloudNativePG's max_connections of 100.
 const DefaultMaxConns = 8
 
-// PlanCacheMode is the services' plan_cache_mode unless their database URL sets another.
-//
-// Every query is a prepared statement (pgx caches them per connection) looking rows up by
-// key through an index, and PostgreSQL's default (auto) planned many of them again on every
-// execution: a list's LIMIT $n is costed as a tenth of the rows when the plan is generic,
-// so the generic plan always looked dearer than a custom one for LIMIT 2 and was never
-// chosen. Planning is the dearest part of such a query: GET /api/tickets's statement took
-// 146-209 µs a round trip with custom plans and 106-131 µs with the generic one (5 000
-// executions each, alternated, against PostgreSQL 15). A generic plan never changes a
-// result, only how it is found; a query that needs its parameters' values to be planned
-// well (a skewed column, a partial index chosen by a parameter) is not one the services
-// make.
-const PlanCacheMode = "force_generic_plan"
-
 // Open connects a pool to url and checks that the server answers. maxConns <= 0 means
 // DefaultMaxConns.
 func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
@@ -56,9 +42,6 @@ func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error
 	cfg.MaxConns = DefaultMaxConns
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
-	}
-	if _, set := cfg.ConnConfig.RuntimeParams["plan_cache_mode"]; !set {
-		cfg.ConnConfig.RuntimeParams["plan_cache_mode"] = PlanCacheMode
 	}
 	cfg.MaxConnIdleTime = 5 * time.Minute
 	cfg.HealthCheckPeriod = 15 * time.Second

@@ -2,7 +2,6 @@ package db_test
 
 import (
 	"context"
-	"strings"
 	"testing"
 
 	"github.com/sbor-dev/sbor/internal/platform/db"
@@ -27,32 +26,5 @@ func TestOpenSizesThePool(t *testing.T) {
 			t.Errorf("SBOR_DB_MAX_CONNS=%d: pool of %d, want %d", tc.configured, got, tc.want)
 		}
 		pool.Close()
-	}
-}
-
-// Statements are planned once per connection (PlanCacheMode) unless the URL says otherwise.
-func TestOpenPlansStatementsOnce(t *testing.T) {
-	t.Parallel()
-	url := pgtest.NewDatabase(t)
-	sep := "?"
-	if strings.Contains(url, "?") {
-		sep = "&"
-	}
-	for _, tc := range []struct{ url, want string }{
-		{url, db.PlanCacheMode},
-		{url + sep + "plan_cache_mode=auto", "auto"},
-	} {
-		pool, err := db.Open(context.Background(), tc.url, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got string
-		if err := pool.QueryRow(context.Background(), "SHOW plan_cache_mode").Scan(&got); err != nil {
-			t.Fatal(err)
-		}
-		pool.Close()
-		if got != tc.want {
-			t.Errorf("%s: plan_cache_mode %s, want %s", tc.url, got, tc.want)
-		}
 	}
 }
