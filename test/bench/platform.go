@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sbor-dev/sbor/internal/freeport"
 	"github.com/sbor-dev/sbor/internal/pgserver"
 	"github.com/sbor-dev/sbor/internal/platform/kafkabus"
 	"github.com/sbor-dev/sbor/internal/testkit/kafkaserver"
@@ -415,11 +415,14 @@ func (p *platform) stop() error {
 	return errors.Join(errs...)
 }
 
+// freeAddr returns a loopback address for a service to listen on, from package freeport:
+// a port 0 from the kernel is an ephemeral one, which the bench's own thousands of client
+// connections draw from too, and one was taken before the event service could bind it
+// ("bind: address already in use", 2026-11-28).
 func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := freeport.Pick()
 	if err != nil {
 		return "", err
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return fmt.Sprintf("127.0.0.1:%d", port), nil
 }
