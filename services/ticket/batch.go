@@ -31,10 +31,11 @@ const (
 	// DefaultBatchesInFlight is one: a second batch of the type only waits for the first's
 	// counter row lock, which is held until the first's commit is flushed, and it leaves
 	// early, so the purchases that arrive meanwhile wait for both flushes and the batches
-	// are smaller. Alternating runs of the flash-sale benchmark (four a side, on main and with the consumers' 1 s fetch wait, 01:06-01:24 on
-	// 2026-11-28) found one in flight cheaper and no slower: PostgreSQL's CPU per purchase at
-	// half the peak rate 0.46-0.50 ms against 0.55-0.65, peak 1 809-2 001 purchases/s against
-	// 1 619-1 900, half-rate p99 35-46 ms against 39-46.
+	// are smaller. Alternating runs of the flash-sale benchmark (four a side, with and
+	// without the consumers' 1 s fetch wait, 2026-11-28 01:06-01:24) found one in flight
+	// cheaper and no slower: PostgreSQL's CPU per purchase at half the peak rate 0.46-0.50 ms
+	// against 0.55-0.65, peak 1 809-2 001 purchases/s against 1 619-1 900, half-rate p99
+	// 35-46 ms against 39-46.
 	DefaultBatchesInFlight = 1
 	// batchTimeout bounds one batch statement; it runs for all its purchases, detached
 	// from any single request.
