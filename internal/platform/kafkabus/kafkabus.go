@@ -168,17 +168,6 @@ const (
 	DefaultLagInterval = 10 * time.Second
 )
 
-// fetchMaxWait is how long the broker holds a fetch that finds no new message. A message
-// that arrives meanwhile is answered at once (MinBytes is 1), so this is not a latency: it
-// is how often an idle partition is asked again — the reader fetches every partition it
-// owns on its own connection, 15 for the notification and ticket services together — and
-// how long closing the reader or leaving a rebalance can wait for the fetch in flight.
-// At 250 ms the idle fetches cost the broker an eighth of a core on the flash-sale
-// benchmark's two (0.05 ms of its CPU per request in the GET rounds, where nothing is
-// produced); at 1 s, 0.02-0.03 ms, and its CPU per purchase at half the peak rate fell from
-// 0.25-0.32 ms to 0.20-0.26 (four runs each, 2026-11-28).
-const fetchMaxWait = time.Second
-
 // messageContext derives the context one message is handled in from the consumer's. It is
 // the one place where a message's own context is made (for both kinds of handler), so
 // anything carried in message headers, such as trace context, belongs here.
@@ -223,8 +212,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 		StartOffset:            kafka.FirstOffset,
 		MinBytes:               1,
 		MaxBytes:               4 << 20,
-		MaxWait:                fetchMaxWait,
-		ReadBatchTimeout:       fetchMaxWait,
+		MaxWait:                250 * time.Millisecond,
+		ReadBatchTimeout:       250 * time.Millisecond,
 		QueueCapacity:          max(100, maxBatch), // a whole batch waits while the last one is handled
 		HeartbeatInterval:      1 * time.Second,
 		SessionTimeout:         10 * time.Second,
