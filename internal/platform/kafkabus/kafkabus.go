@@ -168,6 +168,17 @@ const (
 	DefaultLagInterval = 10 * time.Second
 )
 
+// fetchMaxWait is how long the broker holds a fetch that finds no new message (a message
+// that arrives meanwhile is answered at once: MinBytes is 1). Each owned partition is asked
+// again that often when idle — an eighth of a core of the broker for the 15 partitions of
+// the flash-sale benchmark's services — but a longer wait widens kafka-go's rebalance race
+// (segmentio/kafka-go#1308, open): a member that handled a message of a partition it has
+// just lost commits it late and rewinds the new owner's committed offset, which then stays
+// behind until that partition gets a new message (lag reported, and messages handled again
+// after a restart; handlers are idempotent). With 1 s, TestConcurrentConsumersNotifyOnce
+// saw it in 2 of 7 runs; with 250 ms in none of 36.
+const fetchMaxWait = 250 * time.Millisecond
+
 // messageContext derives the context one message is handled in from the consumer's. It is
 // the one place where a message's own context is made (for both kinds of handler), so
 // anything carried in message headers, such as trace context, belongs here.
@@ -212,8 +223,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 		StartOffset:            kafka.FirstOffset,
 		MinBytes:               1,
 		MaxBytes:               4 << 20,
-		MaxWait:                250 * time.Millisecond,
-		ReadBatchTimeout:       250 * time.Millisecond,
+		MaxWait:                fetchMaxWait,
+		ReadBatchTimeout:       fetchMaxWait,
 		QueueCapacity:          max(100, maxBatch), // a whole batch waits while the last one is handled
 		HeartbeatInterval:      1 * time.Second,
 		SessionTimeout:         10 * time.Second,
