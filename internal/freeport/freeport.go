@@ -42,3 +42,13 @@ func Pick() (int, error) {
 	}
 	return 0, errors.New("freeport: no free loopback port between 20000 and 32000")
 }
+
+// Addr returns a loopback address ("127.0.0.1:port") on a port from Pick, for a server
+// started in another process to listen on.
+func Addr() (string, error) {
+	port, err := Pick()
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("127.0.0.1:%d", port), nil
+}

@@ -56,3 +56,18 @@ func TestPickSkipsPortsInUse(t *testing.T) {
 		}
 	}
 }
+
+func TestAddrIsABindableLoopbackAddress(t *testing.T) {
+	addr, err := Addr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("Addr returned %s, which is not bindable: %v", addr, err)
+	}
+	defer ln.Close()
+	if port := ln.Addr().(*net.TCPAddr).Port; ln.Addr().String() != addr || port < lowest || port >= lowest+count {
+		t.Fatalf("Addr returned %s, listening on %s", addr, ln.Addr())
+	}
+}

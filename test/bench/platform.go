@@ -123,7 +123,7 @@ func startPlatform(ctx context.Context, o platformOptions) (*platform, error) {
 	}
 	addrs := map[string]string{}
 	for _, name := range serviceNames {
-		if addrs[name], err = freeAddr(); err != nil {
+		if addrs[name], err = freeport.Addr(); err != nil {
 			return p, err
 		}
 		p.url[name] = "http://" + addrs[name]
@@ -278,14 +278,14 @@ func (p *platform) start(name, addr string, pprof bool) error {
 	for k, v := range p.env {
 		env = append(env, k+"="+v)
 	}
-	metrics, err := freeAddr()
+	metrics, err := freeport.Addr()
 	if err != nil {
 		return err
 	}
 	p.metrics[name] = metrics
 	env = append(env, "SBOR_HTTP_ADDR="+addr, "SBOR_METRICS_ADDR="+metrics)
 	if pprof {
-		pp, err := freeAddr()
+		pp, err := freeport.Addr()
 		if err != nil {
 			return err
 		}
@@ -413,16 +413,4 @@ func (p *platform) stop() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
-}
-
-// freeAddr returns a loopback address for a service to listen on, from package freeport:
-// a port 0 from the kernel is an ephemeral one, which the bench's own thousands of client
-// connections draw from too, and one was taken before the event service could bind it
-// ("bind: address already in use", 2026-11-28).
-func freeAddr() (string, error) {
-	port, err := freeport.Pick()
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("127.0.0.1:%d", port), nil
 }

@@ -76,11 +76,11 @@ func RepoRoot() string {
 // FreeAddr returns a loopback address nothing listens on, for a process to bind.
 func FreeAddr(t *testing.T) string {
 	t.Helper()
-	port, err := freeport.Pick()
+	addr, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fmt.Sprintf("127.0.0.1:%d", port)
+	return addr
 }
 
 // process is one running target.
