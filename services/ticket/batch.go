@@ -107,8 +107,8 @@ func (b *batcher) submit(ct *cachedType, w *waiter) {
 	q.pending = append(q.pending, w)
 	ready := b.takeLocked(q, false)
 	b.mu.Unlock()
-	for _, batch := range ready {
-		go b.run(q, batch)
+	if len(ready) > 0 {
+		go b.run(q, ready) // not on the request's goroutine: it waits for its own answer
 	}
 }
 
@@ -124,12 +124,7 @@ func (b *batcher) takeLocked(q *batchQueue, waited bool) (ready [][]*waiter) {
 					q.timer = nil
 					ready := b.takeLocked(q, true)
 					b.mu.Unlock()
-					if len(ready) > 0 {
-						for _, batch := range ready[1:] {
-							go b.run(q, batch)
-						}
-						b.run(q, ready[0]) // the timer's goroutine is ours
-					}
+					b.run(q, ready) // the timer's goroutine is ours
 				})
 			}
 			break
@@ -153,24 +148,21 @@ func (b *batcher) takeLocked(q *batchQueue, waited bool) (ready [][]*waiter) {
 	return ready
 }
 
-// run runs batch, then the batches of the type that are ready when it ends, on one
-// goroutine: a new goroutine's stack grows through pgx's call depth for every batch
-// (runtime.copystack was 3 % of the ticket service's CPU at half the flash-sale
-// benchmark's peak rate), while a busy type's batches follow one another.
-func (b *batcher) run(q *batchQueue, batch []*waiter) {
-	for {
-		b.runOne(q, batch)
+// run runs the first of the batches taken, each other one on a goroutine of its own, and
+// then, on the same goroutine, the type's batches that are ready as each ends: a new
+// goroutine's stack grows through pgx's call depth for every batch (runtime.copystack was 3 %
+// of the ticket service's CPU at half the flash-sale benchmark's peak rate), while a busy
+// type's batches follow one another.
+func (b *batcher) run(q *batchQueue, ready [][]*waiter) {
+	for len(ready) > 0 {
+		for _, more := range ready[1:] {
+			go b.run(q, [][]*waiter{more})
+		}
+		b.runOne(q, ready[0])
 		b.mu.Lock()
 		q.running--
-		ready := b.takeLocked(q, true)
+		ready = b.takeLocked(q, true)
 		b.mu.Unlock()
-		if len(ready) == 0 {
-			return
-		}
-		for _, more := range ready[1:] {
-			go b.run(q, more)
-		}
-		batch = ready[0]
 	}
 }
 
