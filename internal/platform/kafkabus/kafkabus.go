@@ -224,8 +224,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 		MinBytes:               1,
 		MaxBytes:               4 << 20,
 		MaxWait:                fetchMaxWait,
-		ReadBatchTimeout:       fetchMaxWait,
-		QueueCapacity:          max(100, maxBatch), // a whole batch waits while the last one is handled
+		ReadBatchTimeout:       250 * time.Millisecond, // reading the messages of an answer already arriving
+		QueueCapacity:          max(100, maxBatch),     // a whole batch waits while the last one is handled
 		HeartbeatInterval:      1 * time.Second,
 		SessionTimeout:         10 * time.Second,
 		RebalanceTimeout:       10 * time.Second,
