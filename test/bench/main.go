@@ -114,7 +114,7 @@ func main() {
 	flag.IntVar(&cfg.Quantity, "quantity", 1_000_000, "tickets of the throughput type")
 	flag.IntVar(&cfg.SoldOutQuantity, "soldout-quantity", 500, "tickets of the sell-out type (Q)")
 	flag.IntVar(&cfg.SoldOutAttempts, "soldout-attempts", 0, "purchase attempts in the sell-out run (0: 5 × Q)")
-	flag.DurationVar(&cfg.OverheadDuration, "overhead-duration", 6*time.Second, "length of each side of the gateway-overhead comparison (run in eight alternating rounds)")
+	flag.DurationVar(&cfg.OverheadDuration, "overhead-duration", 6*time.Second, fmt.Sprintf("length of each side of the gateway-overhead comparison (run in %d alternating rounds)", overheadRounds))
 	flag.DurationVar(&cfg.NotifyTimeout, "notify-timeout", 20*time.Second, "how long to wait, after the runs, for every purchase's notification")
 	flag.BoolVar(&cfg.Fsync, "fsync", true, "run PostgreSQL with fsync on (durable commits)")
 	flag.BoolVar(&cfg.PProf, "pprof", false, "build with net/http/pprof and save CPU profiles of the peak and half-rate runs under .bench/pprof/{peak,half}")
