@@ -252,6 +252,10 @@ func (h handlers) purchase(w http.ResponseWriter, r *http.Request) {
 		p.IdempotencyKey = key[0]
 	}
 	res, err := h.core.Purchase(r.Context(), caller, p, func(t Ticket) ([]byte, error) {
+		t, err := h.core.SignTicket(r.Context(), t)
+		if err != nil {
+			return nil, err
+		}
 		return json.Marshal(toTicketJSON(t))
 	})
 	if err != nil {

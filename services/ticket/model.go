@@ -213,11 +213,8 @@ type Ticket struct {
 	TransferredAt *time.Time
 	// TransferredFrom is the ticket this one replaced, when it came from a transfer.
 	TransferredFrom *uuid.UUID
-	// Signature is the Ed25519 signature in the ticket's signed code, stored with the ticket
-	// (migrations/00006); nil for a ticket written before that.
-	Signature []byte
 	// SignedCode is the ticket's signed code (signing.go), set by Core.SignTickets before
-	// the ticket is shown: assembled from Signature, or signed then when there is none.
+	// the ticket is shown; it is not stored.
 	SignedCode string
 }
 

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -247,93 +246,4 @@ func TestSignedCodes(t *testing.T) {
 	if v := validate(third.str("signed_code"), owner); v.status != http.StatusOK || v.str("reason") != "ticket_cancelled" {
 		t.Fatalf("validate cancelled: %d %s", v.status, v.raw)
 	}
-}
-
-// TestStoredSignatures: a purchase stores its ticket's signature, and showing the ticket (the
-// holder's list, the attendee list, the QR code, the check-in answer) assembles the signed
-// code from what is stored — seen by storing another signature — while a ticket with none
-// stored (written before migration 00006, or sold by the previous version's statement during
-// a rolling update) is signed when shown, to the same code as ever.
-func TestStoredSignatures(t *testing.T) {
-	t.Parallel()
-	p := newPlatform(t, nil)
-	owner, alice := organizer(), buyer()
-	eventID := p.publishedEvent(owner, "Stored night")
-	typeID := p.ticketType(owner, eventID, "standard", 10)
-
-	bought := p.mustBuy(alice, eventID, typeID)
-	id, signed := bought.str("id"), bought.str("signed_code")
-	code, err := ticketsig.Parse(signed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if stored := scalar[[]byte](p, `SELECT signature FROM tickets WHERE id = $1`, id); !bytes.Equal(stored, code.Signature[:]) {
-		t.Fatalf("stored signature %x, the purchase answer's %x", stored, code.Signature)
-	}
-	shown := func() []string {
-		t.Helper()
-		var codes []string
-		for _, path := range []string{"/api/tickets", "/api/events/" + eventID + "/tickets"} {
-			as := alice
-			if path != "/api/tickets" {
-				as = owner
-			}
-			items := p.must(http.StatusOK, req{method: "GET", path: path, as: as}).items()
-			if len(items) != 1 {
-				t.Fatalf("%s: %v", path, items)
-			}
-			codes = append(codes, items[0]["signed_code"].(string))
-		}
-		return codes
-	}
-	want := func(what, code string) {
-		t.Helper()
-		for _, got := range shown() {
-			if got != code {
-				t.Fatalf("%s: shown %q, want %q", what, got, code)
-			}
-		}
-		qr := p.must(http.StatusOK, req{method: "GET", path: "/api/tickets/" + id + "/qr", as: alice})
-		if png, err := ticket.QRPNGForTest(code); err != nil || !bytes.Equal(qr.raw, png) {
-			t.Fatalf("%s: the QR code does not encode %q (%v)", what, code, err)
-		}
-	}
-	want("as sold", signed)
-
-	// Another signature stored is what is shown: the code is not signed again.
-	other := bytes.Repeat([]byte{7}, ed25519.SignatureSize)
-	p.exec(`UPDATE tickets SET signature = $2 WHERE id = $1`, id, other)
-	want("another signature stored", ticketsig.Encode(code.KID, code.TicketID, code.EventID, other))
-	// None stored: signed when shown, the same code as the purchase answered.
-	p.exec(`UPDATE tickets SET signature = NULL WHERE id = $1`, id)
-	want("no signature stored", signed)
-	// A signature of another length is refused by the table.
-	if _, err := p.pool.Exec(t.Context(), `UPDATE tickets SET signature = $2 WHERE id = $1`, id, other[:63]); err == nil {
-		t.Fatal("a 63-byte signature was stored")
-	}
-
-	// The previous version's purchase statement still sells (rolling update), with no
-	// signature; that ticket is shown signed too.
-	oldID, oldCode := uuid.Must(uuid.NewV7()), ticket.NewCode()
-	sold := scalar[[]uuid.UUID](p, `SELECT sold FROM purchase_tickets_limited($1, $2, $3, $4, $5, $6, $7, 'topic', $12, $8, $9, $10, $11)`,
-		uuid.MustParse(typeID), uuid.MustParse(eventID), owner.UserID, []uuid.UUID{oldID}, []string{oldCode}, []uuid.UUID{alice.UserID},
-		[]time.Time{time.Now()}, [][]byte{[]byte("{}")}, []string{""}, [][]byte{nil}, [][]byte{nil}, eventID)
-	if len(sold) != 1 || sold[0] != oldID {
-		t.Fatalf("purchase_tickets_limited sold %v", sold)
-	}
-	if n := scalar[int](p, `SELECT count(*) FROM tickets WHERE id = $1 AND signature IS NULL`, oldID); n != 1 {
-		t.Fatal("the previous statement's ticket is missing, or has a signature")
-	}
-	keys := p.must(http.StatusOK, req{method: "GET", path: "/api/events/" + eventID + "/scanner-keys", as: owner})
-	var jwks ticketsig.JWKS
-	if err := json.Unmarshal(keys.raw, &jwks); err != nil || len(jwks.Keys) != 1 {
-		t.Fatalf("scanner keys: %v %s", err, keys.raw)
-	}
-	for _, it := range p.must(http.StatusOK, req{method: "GET", path: "/api/tickets", as: alice}).items() {
-		if it["id"] == oldID.String() {
-			verifyOffline(t, jwks.Keys[0], it["signed_code"].(string), oldID.String(), eventID)
-			return
-		}
-	}
-	t.Fatal("the previous statement's ticket is not listed")
 }

@@ -76,8 +76,6 @@ type ticketRow struct {
 	// Transfers (migrations/00005).
 	TransferredAt   *time.Time `db:"transferred_at"`
 	TransferredFrom *uuid.UUID `db:"transferred_from"`
-	// Stored signatures (migrations/00006).
-	Signature []byte `db:"signature"`
 }
 
 func (r ticketRow) toTicket() Ticket {
@@ -85,12 +83,12 @@ func (r ticketRow) toTicket() Ticket {
 		ID: r.ID, Code: r.Code, EventID: r.EventID, TicketTypeID: r.TicketTypeID, UserID: r.UserID,
 		OrganizerID: r.OrganizerID, Status: Status(r.Status), PurchasedAt: r.PurchasedAt.UTC(),
 		CheckedInAt: utcPtr(r.CheckedInAt), CancelledAt: utcPtr(r.CancelledAt),
-		TransferredAt: utcPtr(r.TransferredAt), TransferredFrom: r.TransferredFrom, Signature: r.Signature,
+		TransferredAt: utcPtr(r.TransferredAt), TransferredFrom: r.TransferredFrom,
 	}
 }
 
 const ticketColumns = `id, code, event_id, ticket_type_id, user_id, organizer_id, status, purchased_at, checked_in_at, cancelled_at,
-	transferred_at, transferred_from, signature`
+	transferred_at, transferred_from`
 
 // storeError passes business errors through and maps the rest with db.Unavailable.
 func storeError(err error) error {
@@ -266,12 +264,11 @@ type newPurchase struct {
 }
 
 // purchaseBatchSQL runs a batch of purchases of one type as one statement
-// (purchase_tickets_signed, migrations/00006: purchase_tickets of 00002 with the purchase
-// limit of 00005 and the tickets' signatures): one implicit transaction, one round trip, one
-// commit. Nothing slow (a second round trip, Go code, a call to another service) runs while
+// (purchase_tickets_limited, migrations/00005: purchase_tickets of 00002 with the purchase
+// limit): one implicit transaction, one round trip, one commit. Nothing slow (a second round trip, Go code, a call to another service) runs while
 // the counter row is locked, and the lock is taken by the last statements of the function,
 // so it is held only from the counter update to the commit.
-const purchaseBatchSQL = `SELECT sold, over_limit FROM purchase_tickets_signed($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
+const purchaseBatchSQL = `SELECT sold, over_limit FROM purchase_tickets_limited($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
 
 // purchaseRefused is the SQLSTATE purchase_tickets raises when the counter refuses.
 const purchaseRefused = "SB409"
@@ -293,10 +290,10 @@ func (s *Store) PurchaseBatch(ctx context.Context, tt TicketType, ps []newPurcha
 	ids, users := make([]uuid.UUID, n), make([]uuid.UUID, n)
 	codes, keys := make([]string, n), make([]string, n)
 	ats := make([]time.Time, n)
-	payloads, hashes, responses, signatures := make([][]byte, n), make([][]byte, n), make([][]byte, n), make([][]byte, n)
+	payloads, hashes, responses := make([][]byte, n), make([][]byte, n), make([][]byte, n)
 	for i, p := range ps {
 		t := p.Ticket
-		ids[i], codes[i], users[i], ats[i], signatures[i] = t.ID, t.Code, t.UserID, t.PurchasedAt, t.Signature
+		ids[i], codes[i], users[i], ats[i] = t.ID, t.Code, t.UserID, t.PurchasedAt
 		payloads[i] = p.Message.Payload
 		if p.Key != "" {
 			keys[i], hashes[i], responses[i] = p.Key, p.RequestHash, p.Response
@@ -304,7 +301,7 @@ func (s *Store) PurchaseBatch(ctx context.Context, tt TicketType, ps []newPurcha
 	}
 	err = s.pool.QueryRow(ctx, purchaseBatchSQL, tt.ID, tt.EventID, tt.OrganizerID,
 		ids, codes, users, ats, cloudevent.TypeTicketPurchased, tt.EventID.String(), payloads,
-		keys, hashes, responses, signatures).Scan(&sold, &overLimit)
+		keys, hashes, responses).Scan(&sold, &overLimit)
 	var pgErr *pgconn.PgError
 	switch {
 	case errors.As(err, &pgErr) && pgErr.Code == purchaseRefused:
@@ -393,9 +390,9 @@ func (s *Store) CheckIn(ctx context.Context, code string, organizerID uuid.UUID,
 			WHERE t.code = $1 AND t.status = 'active' AND tt.id = t.ticket_type_id
 			  AND (t.organizer_id = $2 OR EXISTS (SELECT 1 FROM event_staff s WHERE s.event_id = t.event_id AND s.user_id = $2))
 			RETURNING t.id, t.code, t.event_id, t.ticket_type_id, t.user_id, t.organizer_id, t.status,
-			          t.purchased_at, t.checked_in_at, t.cancelled_at, t.signature, tt.type, tt.event_title`, code, organizerID, at).
+			          t.purchased_at, t.checked_in_at, t.cancelled_at, tt.type, tt.event_title`, code, organizerID, at).
 			Scan(&r.ID, &r.Code, &r.EventID, &r.TicketTypeID, &r.UserID, &r.OrganizerID, &r.Status,
-				&r.PurchasedAt, &r.CheckedInAt, &r.CancelledAt, &r.Signature, &kind, &title)
+				&r.PurchasedAt, &r.CheckedInAt, &r.CancelledAt, &kind, &title)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}

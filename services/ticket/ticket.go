@@ -230,8 +230,7 @@ func (c *Core) TicketTypes(ctx context.Context, eventID uuid.UUID) ([]TicketType
 }
 
 // Purchase buys one ticket of a type for the caller. render makes the response body of the
-// new ticket, which comes signed (its SignedCode set); the body is stored with the
-// Idempotency-Key so that a retry gets the same bytes.
+// new ticket; it is stored with the Idempotency-Key so that a retry gets the same bytes.
 //
 // The checks before the batch answer the common refusals without touching the counter: a
 // replayed Idempotency-Key, an unknown type, a type seen sold out, a closed sales window, an
@@ -420,9 +419,6 @@ func (c *Core) preparePurchase(ctx context.Context, caller identity.Identity, p 
 	t := Ticket{
 		ID: id, Code: NewCode(), EventID: tt.EventID, TicketTypeID: tt.ID, UserID: caller.UserID,
 		OrganizerID: tt.OrganizerID, Status: StatusActive, PurchasedAt: c.now().UTC().Truncate(time.Microsecond),
-	}
-	if err := c.signNew(ctx, &t); err != nil {
-		return newPurchase{}, err
 	}
 	ev, err := cloudevent.New(Source, cloudevent.TypeTicketPurchased, t.ID.String(), t.PurchasedAt, ticketData(t, tt.Kind, tt.EventTitle))
 	if err != nil {

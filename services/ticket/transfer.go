@@ -87,9 +87,6 @@ func (tr *Transfers) Transfer(ctx context.Context, caller identity.Identity, tic
 			ID: id, Code: NewCode(), EventID: t.EventID, TicketTypeID: t.TicketTypeID, UserID: to.ID,
 			OrganizerID: t.OrganizerID, Status: StatusActive, PurchasedAt: at, TransferredFrom: &t.ID,
 		}
-		if err := c.signNew(ctx, &next); err != nil {
-			return Ticket{}, err
-		}
 		old, moved, err := c.store.Transfer(ctx, t.ID, caller.UserID, next, at,
 			func(old Ticket, kind Kind, eventTitle string) (outbox.Message, error) {
 				data := cloudevent.TicketTransferData{

@@ -40,9 +40,9 @@ func (s *Store) Transfer(ctx context.Context, id, holder uuid.UUID, next Ticket,
 			  AND tt.id = t.ticket_type_id AND tt.event_cancelled_at IS NULL
 			RETURNING t.id, t.code, t.event_id, t.ticket_type_id, t.user_id, t.organizer_id, t.status,
 			          t.purchased_at, t.checked_in_at, t.cancelled_at, t.transferred_at, t.transferred_from,
-			          t.signature, tt.type, tt.event_title`, id, holder, at, next.EventID).
+			          tt.type, tt.event_title`, id, holder, at, next.EventID).
 			Scan(&r.ID, &r.Code, &r.EventID, &r.TicketTypeID, &r.UserID, &r.OrganizerID, &r.Status,
-				&r.PurchasedAt, &r.CheckedInAt, &r.CancelledAt, &r.TransferredAt, &r.TransferredFrom, &r.Signature, &kind, &title)
+				&r.PurchasedAt, &r.CheckedInAt, &r.CancelledAt, &r.TransferredAt, &r.TransferredFrom, &kind, &title)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
@@ -53,9 +53,9 @@ func (s *Store) Transfer(ctx context.Context, id, holder uuid.UUID, next Ticket,
 			return errors.New("transfer: the new ticket is not of the old one's type")
 		}
 		if _, err := tx.Exec(ctx, `
-			INSERT INTO tickets (id, code, event_id, ticket_type_id, user_id, organizer_id, status, purchased_at, transferred_from, signature)
-			VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8, $9)`,
-			next.ID, next.Code, next.EventID, next.TicketTypeID, next.UserID, next.OrganizerID, next.PurchasedAt, r.ID, next.Signature); err != nil {
+			INSERT INTO tickets (id, code, event_id, ticket_type_id, user_id, organizer_id, status, purchased_at, transferred_from)
+			VALUES ($1, $2, $3, $4, $5, $6, 'active', $7, $8)`,
+			next.ID, next.Code, next.EventID, next.TicketTypeID, next.UserID, next.OrganizerID, next.PurchasedAt, r.ID); err != nil {
 			return err
 		}
 		old, moved = r.toTicket(), true

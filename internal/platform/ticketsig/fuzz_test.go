@@ -54,17 +54,6 @@ func BenchmarkSign(b *testing.B) {
 	}
 }
 
-// BenchmarkEncode is what showing a ticket costs when its signature is stored: the code
-// assembled from it, against BenchmarkSign.
-func BenchmarkEncode(b *testing.B) {
-	s := ticketsig.NewSigner(ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)))
-	tid, eid := uuid.New(), uuid.New()
-	sig := s.Signature(tid, eid)
-	for b.Loop() {
-		_ = ticketsig.Encode(s.KID(), tid, eid, sig)
-	}
-}
-
 func BenchmarkParseVerify(b *testing.B) {
 	priv := ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))
 	pub := priv.Public().(ed25519.PublicKey)

@@ -102,26 +102,14 @@ func (s *Signer) Public() ed25519.PublicKey { return s.priv.Public().(ed25519.Pu
 
 // Sign returns the signed code of a ticket of an event.
 func (s *Signer) Sign(ticketID, eventID uuid.UUID) string {
-	return Encode(s.kid, ticketID, eventID, s.Signature(ticketID, eventID))
-}
-
-// Signature is the Ed25519 signature in a ticket's signed code. It is deterministic, so it
-// can be stored with the ticket and the code assembled again by Encode, which costs a
-// hundredth of signing.
-func (s *Signer) Signature(ticketID, eventID uuid.UUID) []byte {
-	return ed25519.Sign(s.priv, Message(s.kid, ticketID, eventID))
-}
-
-// Encode assembles the text of a signed code from its parts; sig must be the 64-byte
-// signature of Message(kid, ticketID, eventID). It checks nothing.
-func Encode(kid string, ticketID, eventID uuid.UUID, sig []byte) string {
+	sig := ed25519.Sign(s.priv, Message(s.kid, ticketID, eventID))
 	var payload [32]byte
 	copy(payload[:16], ticketID[:])
 	copy(payload[16:], eventID[:])
 	out := make([]byte, 0, CodeLen)
 	out = append(out, Version...)
 	out = append(out, '.')
-	out = append(out, kid...)
+	out = append(out, s.kid...)
 	out = append(out, '.')
 	out = b64.AppendEncode(out, payload[:])
 	out = append(out, '.')
