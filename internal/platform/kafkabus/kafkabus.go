@@ -176,7 +176,8 @@ const (
 // just lost commits it late and rewinds the new owner's committed offset, which then stays
 // behind until that partition gets a new message (lag reported, and messages handled again
 // after a restart; handlers are idempotent). With 1 s, TestConcurrentConsumersNotifyOnce
-// saw it in 2 of 7 runs; with 250 ms in none of 36.
+// saw it in 2 of 7 runs; with 250 ms in none of 36 on an idle machine, and once in a full
+// `make test` run (2026-11-28): rarer, not gone.
 const fetchMaxWait = 250 * time.Millisecond
 
 // messageContext derives the context one message is handled in from the consumer's. It is
