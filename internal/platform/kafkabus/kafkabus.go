@@ -19,7 +19,6 @@
 package kafkabus
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -171,13 +170,9 @@ const (
 // fetchMaxWait is how long the broker holds a fetch that finds no new message (a message
 // that arrives meanwhile is answered at once: MinBytes is 1). Each owned partition is asked
 // again that often when idle — an eighth of a core of the broker for the 15 partitions of
-// the flash-sale benchmark's services — but a longer wait widens kafka-go's rebalance race
-// (segmentio/kafka-go#1308, open): a member that handled a message of a partition it has
-// just lost commits it late and rewinds the new owner's committed offset, which then stays
-// behind until that partition gets a new message (lag reported, and messages handled again
-// after a restart; handlers are idempotent). With 1 s, TestConcurrentConsumersNotifyOnce
-// saw it in 2 of 7 runs; with 250 ms in none of 36 on an idle machine, and once in a full
-// `make test` run (2026-11-28): rarer, not gone.
+// the flash-sale benchmark's services. (A longer wait once widened kafka-go's rebalance race,
+// segmentio/kafka-go#1308, in which a late commit moved a partition's offset back; Run no
+// longer lets a commit outlive its generation, see group.go.)
 const fetchMaxWait = 250 * time.Millisecond
 
 // messageContext derives the context one message is handled in from the consumer's. It is
@@ -187,124 +182,10 @@ func messageContext(ctx context.Context, msg kafka.Message) context.Context {
 	return traceMessage(ctx, msg)
 }
 
-// Run consumes until ctx is cancelled: fetch → handle → commit, one message at a time, or a
-// batch at a time with a BatchHandler. An offset is committed only after its message (and,
-// in a batch, every message before it) was handled.
-func (c *Consumer) Run(ctx context.Context) error {
-	if c.MaxBackoff == 0 {
-		c.MaxBackoff = 5 * time.Second
-	}
-	commitInterval := c.CommitInterval
-	switch {
-	case commitInterval == 0:
-		commitInterval = DefaultCommitInterval
-	case commitInterval < 0:
-		commitInterval = 0 // kafka-go: synchronous
-	}
-	maxBatch, batchWait := 1, time.Duration(0)
-	if c.BatchHandler != nil {
-		maxBatch, batchWait = c.MaxBatch, c.BatchWait
-		if maxBatch <= 0 {
-			maxBatch = DefaultMaxBatch
-		}
-		if batchWait <= 0 {
-			batchWait = DefaultBatchWait
-		}
-	}
-	handle := c.BatchHandler
-	if handle == nil {
-		handle = func(_ context.Context, batch []Message) []error {
-			return []error{c.Handler(batch[0].Ctx, batch[0].Message)}
-		}
-	}
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:                c.Brokers,
-		GroupID:                c.Group,
-		GroupTopics:            c.Topics,
-		StartOffset:            kafka.FirstOffset,
-		MinBytes:               1,
-		MaxBytes:               4 << 20,
-		MaxWait:                fetchMaxWait,
-		ReadBatchTimeout:       250 * time.Millisecond, // reading the messages of an answer already arriving
-		QueueCapacity:          max(100, maxBatch),     // a whole batch waits while the last one is handled
-		HeartbeatInterval:      1 * time.Second,
-		SessionTimeout:         10 * time.Second,
-		RebalanceTimeout:       10 * time.Second,
-		JoinGroupBackoff:       500 * time.Millisecond,
-		WatchPartitionChanges:  true,
-		PartitionWatchInterval: 5 * time.Second,
-		CommitInterval:         commitInterval, // an offset moves only after handling, either way
-		ErrorLogger:            kafka.LoggerFunc(func(f string, a ...any) { c.Log.Debug("kafka reader: " + fmt.Sprintf(f, a...)) }),
-	})
-	defer r.Close()
-	if lagEvery := cmp.Or(c.LagInterval, DefaultLagInterval); lagEvery > 0 {
-		lagCtx, stopLag := context.WithCancel(ctx)
-		lagDone := make(chan struct{})
-		go func() { defer close(lagDone); c.reportLag(lagCtx, lagEvery) }()
-		defer func() { stopLag(); <-lagDone }()
-	}
-	batch := make([]Message, 0, maxBatch)
-	msgs := make([]kafka.Message, 0, maxBatch)
-	for {
-		first, err := r.FetchMessage(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			c.Log.Warn("kafka fetch failed", "group", c.Group, "err", err)
-			if !sleep(ctx, time.Second) {
-				return nil
-			}
-			continue
-		}
-		batch = append(batch[:0], Message{Message: first, Ctx: messageContext(ctx, first)})
-		if maxBatch > 1 {
-			batch = c.fillBatch(ctx, r, batch, maxBatch, batchWait)
-		}
-		handled := c.handle(ctx, handle, batch)
-		endMessageSpans(batch)
-		if !handled {
-			return nil
-		}
-		msgs = msgs[:0]
-		for _, m := range batch {
-			msgs = append(msgs, m.Message)
-			consumerLag.WithLabelValues(c.Group, m.Topic, strconv.Itoa(m.Partition)).Set(float64(max(0, m.HighWaterMark-m.Offset-1)))
-		}
-		for {
-			if err := r.CommitMessages(ctx, msgs...); err == nil || ctx.Err() != nil {
-				break
-			} else {
-				last := msgs[len(msgs)-1]
-				c.Log.Warn("kafka commit failed", "topic", last.Topic, "partition", last.Partition, "offset", last.Offset, "messages", len(msgs), "err", err)
-			}
-			if !sleep(ctx, time.Second) {
-				return nil
-			}
-		}
-	}
-}
-
-// fillBatch adds the messages that arrive within wait, up to max in all.
-func (c *Consumer) fillBatch(ctx context.Context, r *kafka.Reader, batch []Message, max int, wait time.Duration) []Message {
-	wctx, cancel := context.WithTimeout(ctx, wait)
-	defer cancel()
-	for len(batch) < max {
-		m, err := r.FetchMessage(wctx)
-		if err != nil {
-			if wctx.Err() == nil {
-				c.Log.Warn("kafka fetch failed", "group", c.Group, "err", err)
-			}
-			break
-		}
-		batch = append(batch, Message{Message: m, Ctx: messageContext(ctx, m)})
-	}
-	return batch
-}
-
 // handle runs the handler until every message of the batch is handled or failed
-// permanently; false means ctx ended.
-func (c *Consumer) handle(ctx context.Context, handle BatchHandler, batch []Message) bool {
+// permanently; false means ctx ended or stop was closed (the generation ended: the batch's
+// partitions may be someone else's by now, so the retries are theirs to make).
+func (c *Consumer) handle(ctx context.Context, stop <-chan struct{}, handle BatchHandler, batch []Message) bool {
 	backoff := 100 * time.Millisecond
 	pending := batch
 	for attempt := 1; ; attempt++ {
@@ -359,7 +240,7 @@ func (c *Consumer) handle(ctx context.Context, handle BatchHandler, batch []Mess
 		if firstFailure != nil {
 			c.Log.WarnContext(failureCtx, "message handling failed; retrying", append(firstFailure, "failed_in_batch", len(retry))...)
 		}
-		if !sleep(ctx, backoff) {
+		if !sleepUnless(ctx, stop, backoff) {
 			return false
 		}
 		backoff = min(backoff*2, c.MaxBackoff)
@@ -367,11 +248,16 @@ func (c *Consumer) handle(ctx context.Context, handle BatchHandler, batch []Mess
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
+func sleep(ctx context.Context, d time.Duration) bool { return sleepUnless(ctx, nil, d) }
+
+// sleepUnless waits for d; false means ctx ended or stop was closed first.
+func sleepUnless(ctx context.Context, stop <-chan struct{}, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
+		return false
+	case <-stop:
 		return false
 	case <-t.C:
 		return true

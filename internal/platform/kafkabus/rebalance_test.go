@@ -1,0 +1,160 @@
+package kafkabus_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/sbor-dev/sbor/internal/platform/kafkabus"
+	"github.com/sbor-dev/sbor/internal/testkit/kafkatest"
+)
+
+// committedOffsets returns the group's committed offset and the end offset of every
+// partition of topic.
+func committedOffsets(t *testing.T, brokers []string, group, topic string) (committed, end map[int]int64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil || len(md.Topics) != 1 || md.Topics[0].Error != nil {
+		t.Fatalf("metadata of %s: %v %+v", topic, err, md)
+	}
+	var ids []int
+	var last []kafka.OffsetRequest
+	for _, p := range md.Topics[0].Partitions {
+		ids = append(ids, p.ID)
+		last = append(last, kafka.LastOffsetOf(p.ID))
+	}
+	fetched, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: ids}})
+	if err != nil || fetched.Error != nil {
+		t.Fatalf("committed offsets of %s: %v %v", group, err, fetched.Error)
+	}
+	listed, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: last}})
+	if err != nil {
+		t.Fatalf("end offsets of %s: %v", topic, err)
+	}
+	committed, end = map[int]int64{}, map[int]int64{}
+	for _, p := range fetched.Topics[topic] {
+		committed[p.Partition] = p.CommittedOffset
+	}
+	for _, p := range listed.Topics[topic] {
+		end[p.Partition] = p.LastOffset
+	}
+	return committed, end
+}
+
+// TestRebalanceDoesNotRewindCommittedOffsets: a member that is still handling a batch when
+// a second member joins must not commit that batch after the partitions have moved on. Here
+// the first member's first batch (messages of every partition) hangs while more messages
+// arrive and a second member joins. Whatever the second member handles and commits, the
+// first member's late commit of its old batch must not move a partition's committed offset
+// back: after everything settles, every partition's committed offset is its end and stays
+// there. (kafka-go's Reader committed such a batch with the next generation's id, which the
+// coordinator accepts: segmentio/kafka-go#1308.)
+func TestRebalanceDoesNotRewindCommittedOffsets(t *testing.T) {
+	t.Parallel()
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.Topic(t, brokers, "")
+	group := topic + "-group"
+	quiet := slog.New(slog.DiscardHandler)
+
+	var first []string
+	for i := range 21 {
+		first = append(first, fmt.Sprintf("first-%d", i))
+	}
+	publish(t, brokers, topic, first...)
+
+	var mu sync.Mutex
+	handled := map[string]int{}
+	record := func(member string, batch []kafkabus.Message) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, m := range batch {
+			handled[string(m.Value)]++
+			handled[member]++
+		}
+	}
+	handledBy := func(member string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return handled[member]
+	}
+
+	// Member a: its first batch hangs until released.
+	hanging, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	runConsumer(t, &kafkabus.Consumer{
+		Brokers: brokers, Group: group, Topics: []string{topic}, Log: quiet,
+		MaxBatch: 1000, BatchWait: time.Second, // the whole backlog, every partition, in one batch
+		CommitInterval: 50 * time.Millisecond,
+		BatchHandler: func(ctx context.Context, batch []kafkabus.Message) []error {
+			once.Do(func() {
+				close(hanging)
+				<-release
+			})
+			record("a", batch)
+			return nil
+		},
+	})
+	select {
+	case <-hanging:
+	case <-time.After(60 * time.Second):
+		t.Fatal("member a never got its first batch")
+	}
+
+	var second []string
+	for i := range 21 {
+		second = append(second, fmt.Sprintf("second-%d", i))
+	}
+	publish(t, brokers, topic, second...)
+	runConsumer(t, &kafkabus.Consumer{
+		Brokers: brokers, Group: group, Topics: []string{topic}, Log: quiet,
+		CommitInterval: 50 * time.Millisecond,
+		BatchHandler: func(ctx context.Context, batch []kafkabus.Message) []error {
+			record("b", batch)
+			return nil
+		},
+	})
+	// Give member b time to take partitions over and commit what it handles, if the group
+	// lets it while a's batch hangs (it should not: a rebalance waits for a's batch).
+	deadline := time.Now().Add(4 * time.Second)
+	for handledBy("b") == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	close(release)
+
+	atEnd := func() (bool, string) {
+		committed, end := committedOffsets(t, brokers, group, topic)
+		for p, e := range end {
+			if committed[p] != e {
+				return false, fmt.Sprintf("partition %d committed %d of %d", p, committed[p], e)
+			}
+		}
+		return true, ""
+	}
+	deadline = time.Now().Add(60 * time.Second)
+	for ok, why := atEnd(); !ok; ok, why = atEnd() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not every offset committed: %s", why)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(2 * time.Second) // a late commit of a's old batch would land in this time
+	if ok, why := atEnd(); !ok {
+		t.Fatalf("a committed offset moved back after reaching the end: %s", why)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, v := range append(first, second...) {
+		if handled[v] == 0 {
+			t.Errorf("%s never handled", v)
+		}
+	}
+}
