@@ -55,6 +55,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 		go func() { defer close(lagDone); c.reportLag(lagCtx, lagEvery) }()
 		defer func() { stopLag(); <-lagDone }()
 	}
+	// A generation's partition readers are stopped when it ends but not waited for there: a
+	// reader in the middle of an empty fetch returns only when the broker answers it, up to
+	// fetchMaxWait later, and the member's next join should not wait for that. Run waits for
+	// them before it returns.
+	var readers sync.WaitGroup
+	defer readers.Wait()
 	for {
 		gen, err := group.Next(ctx)
 		if err != nil {
@@ -65,7 +71,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			c.Log.Warn("kafka group join failed", "group", c.Group, "err", err)
 			continue
 		}
-		if !c.consumeGeneration(ctx, gen, o) {
+		if !c.consumeGeneration(ctx, gen, o, &readers) {
 			return nil
 		}
 	}
@@ -113,26 +119,23 @@ func (c *Consumer) options() consumeOptions {
 // begins is finished and its offsets are committed with this generation's id, which the
 // coordinator still accepts while it waits for the members to join again (and refuses once
 // the next generation is formed), before any other member can be given its partitions.
-func (c *Consumer) consumeGeneration(ctx context.Context, gen *kafka.Generation, o consumeOptions) bool {
+func (c *Consumer) consumeGeneration(ctx context.Context, gen *kafka.Generation, o consumeOptions, readers *sync.WaitGroup) bool {
 	result := make(chan bool, 1)
-	gen.Start(func(genCtx context.Context) { result <- c.consumeAssigned(ctx, genCtx, gen, o) })
+	gen.Start(func(genCtx context.Context) { result <- c.consumeAssigned(ctx, genCtx, gen, o, readers) })
 	return <-result
 }
 
-func (c *Consumer) consumeAssigned(ctx, genCtx context.Context, gen *kafka.Generation, o consumeOptions) bool {
+func (c *Consumer) consumeAssigned(ctx, genCtx context.Context, gen *kafka.Generation, o consumeOptions, readers *sync.WaitGroup) bool {
 	fetchCtx, stopFetching := context.WithCancel(genCtx)
+	defer stopFetching()
+	// Each generation has its own channel: what its readers fetched after it ended is dropped
+	// with it, never handed to the next.
 	fetched := make(chan kafka.Message, max(100, o.maxBatch)) // a whole batch waits while the last one is handled
-	var fetchers sync.WaitGroup
 	for topic, partitions := range gen.Assignments {
 		for _, p := range partitions {
-			fetchers.Add(1)
-			go func() {
-				defer fetchers.Done()
-				c.fetchPartition(fetchCtx, topic, p, fetched)
-			}()
+			readers.Go(func() { c.fetchPartition(fetchCtx, topic, p, fetched) })
 		}
 	}
-	defer func() { stopFetching(); fetchers.Wait() }()
 
 	handled := offsets{}
 	var tick <-chan time.Time

@@ -168,11 +168,15 @@ const (
 )
 
 // fetchMaxWait is how long the broker holds a fetch that finds no new message (a message
-// that arrives meanwhile is answered at once: MinBytes is 1). Each owned partition is asked
-// again that often when idle — an eighth of a core of the broker for the 15 partitions of
-// the flash-sale benchmark's services. (A longer wait once widened kafka-go's rebalance race,
-// segmentio/kafka-go#1308, in which a late commit moved a partition's offset back; Run no
-// longer lets a commit outlive its generation, see group.go.)
+// that arrives meanwhile is answered at once: MinBytes is 1, so it adds no delay). Each
+// owned partition is asked again that often when idle: the 15 partitions of the flash-sale
+// benchmark's services cost an idle broker an eighth of a core. A longer wait costs the
+// broker less but stops a consumer later: kafka-go cannot cancel a fetch in flight, so Run
+// returns up to this long after its context ends (with 1 s, 20 runs of the notification
+// service's TestConcurrentConsumersNotifyOnce, which starts and stops four services, took 72 s
+// instead of 36). (A longer wait also
+// widened kafka-go's rebalance race, segmentio/kafka-go#1308, in which a late commit moved a
+// partition's offset back; Run no longer lets a commit outlive its generation, see group.go.)
 const fetchMaxWait = 250 * time.Millisecond
 
 // messageContext derives the context one message is handled in from the consumer's. It is
