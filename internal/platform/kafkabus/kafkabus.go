@@ -3,8 +3,8 @@
 // take a second), key-hashed partitioning so one aggregate stays ordered, and consumers that
 // commit an offset only after the message was handled.
 //
-// Offsets of handled messages are committed in the background every CommitInterval (and when
-// the consumer stops or its partitions are reassigned), not one round trip per message: a
+// Offsets of handled messages are committed every CommitInterval, between batches (and when
+// the consumer stops or a rebalance begins), not one round trip per message: a
 // synchronous commit per message capped a consumer at one message per broker round trip
 // (the flash-sale benchmark, test/bench, on 2 cores: purchase → notification p99 at half the
 // peak purchase rate over 48 s with synchronous commits, the backlog never draining; 94 ms
@@ -173,10 +173,10 @@ const (
 // benchmark's services cost an idle broker an eighth of a core. A longer wait costs the
 // broker less but stops a consumer later: kafka-go cannot cancel a fetch in flight, so Run
 // returns up to this long after its context ends (with 1 s, 20 runs of the notification
-// service's TestConcurrentConsumersNotifyOnce, which starts and stops four services, took 72 s
-// instead of 36). (A longer wait also
-// widened kafka-go's rebalance race, segmentio/kafka-go#1308, in which a late commit moved a
-// partition's offset back; Run no longer lets a commit outlive its generation, see group.go.)
+// service's TestConcurrentConsumersNotifyOnce, which starts and stops four services, took
+// 72 s instead of 36). A longer wait also widened kafka-go's rebalance race
+// (segmentio/kafka-go#1308), in which a late commit moved a partition's offset back; Run no
+// longer lets a commit outlive its generation (group.go).
 const fetchMaxWait = 250 * time.Millisecond
 
 // messageContext derives the context one message is handled in from the consumer's. It is
