@@ -2,9 +2,11 @@ package kafkabus_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -156,5 +158,64 @@ func TestRebalanceDoesNotRewindCommittedOffsets(t *testing.T) {
 		if handled[v] == 0 {
 			t.Errorf("%s never handled", v)
 		}
+	}
+}
+
+// TestRebalanceAbandonsAFailingBatch: a member whose batch keeps failing gives it up when a
+// rebalance begins, so the group does not wait for it. The member's handling runs inside the
+// generation, and the group forms the next one only when every member has joined again (or
+// after the rebalance timeout, 10 s, without it): if its retries went on, a second member
+// would get no partition for 10 s.
+func TestRebalanceAbandonsAFailingBatch(t *testing.T) {
+	t.Parallel()
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.Topic(t, brokers, "")
+	group := topic + "-group"
+	quiet := slog.New(slog.DiscardHandler)
+	var values []string
+	for i := range 30 {
+		values = append(values, fmt.Sprintf("m-%d", i))
+	}
+	publish(t, brokers, topic, values...)
+
+	// Member a fails every message, and backs off for longer and longer.
+	retrying := make(chan struct{})
+	var attempts atomic.Int32
+	runConsumer(t, &kafkabus.Consumer{
+		Brokers: brokers, Group: group, Topics: []string{topic}, Log: quiet,
+		MaxBackoff: time.Minute,
+		BatchHandler: func(ctx context.Context, batch []kafkabus.Message) []error {
+			if attempts.Add(1) == 3 {
+				close(retrying)
+			}
+			errs := make([]error, len(batch))
+			for i := range errs {
+				errs[i] = errors.New("database away")
+			}
+			return errs
+		},
+	})
+	select {
+	case <-retrying:
+	case <-time.After(60 * time.Second):
+		t.Fatal("member a never retried its batch")
+	}
+
+	joined := time.Now()
+	var handledByB atomic.Int32
+	runConsumer(t, &kafkabus.Consumer{
+		Brokers: brokers, Group: group, Topics: []string{topic}, Log: quiet,
+		BatchHandler: func(ctx context.Context, batch []kafkabus.Message) []error {
+			handledByB.Add(int32(len(batch)))
+			return nil
+		},
+	})
+	waitFor(t, "member b to handle messages", 60*time.Second, func() bool { return handledByB.Load() > 0 })
+	// Taking partitions over needs a heartbeat (1 s) and a join; waiting for member a's
+	// retries would take the whole rebalance timeout (10 s).
+	took := time.Since(joined)
+	t.Logf("member b handled its first message %v after joining", took.Round(time.Millisecond))
+	if took > 8*time.Second {
+		t.Fatal("the rebalance waited for member a's retries")
 	}
 }
