@@ -16,6 +16,15 @@ import (
 	"github.com/sbor-dev/sbor/internal/testkit/kafkatest"
 )
 
+// numbered returns n message values: prefix-0, prefix-1, …
+func numbered(prefix string, n int) []string {
+	values := make([]string, n)
+	for i := range values {
+		values[i] = fmt.Sprintf("%s-%d", prefix, i)
+	}
+	return values
+}
+
 // committedOffsets returns the group's committed offset and the end offset of every
 // partition of topic.
 func committedOffsets(t *testing.T, brokers []string, group, topic string) (committed, end map[int]int64) {
@@ -66,10 +75,7 @@ func TestRebalanceDoesNotRewindCommittedOffsets(t *testing.T) {
 	group := topic + "-group"
 	quiet := slog.New(slog.DiscardHandler)
 
-	var first []string
-	for i := range 21 {
-		first = append(first, fmt.Sprintf("first-%d", i))
-	}
+	first := numbered("first", 21)
 	publish(t, brokers, topic, first...)
 
 	var mu sync.Mutex
@@ -110,10 +116,7 @@ func TestRebalanceDoesNotRewindCommittedOffsets(t *testing.T) {
 		t.Fatal("member a never got its first batch")
 	}
 
-	var second []string
-	for i := range 21 {
-		second = append(second, fmt.Sprintf("second-%d", i))
-	}
+	second := numbered("second", 21)
 	publish(t, brokers, topic, second...)
 	runConsumer(t, &kafkabus.Consumer{
 		Brokers: brokers, Group: group, Topics: []string{topic}, Log: quiet,
@@ -172,11 +175,7 @@ func TestRebalanceAbandonsAFailingBatch(t *testing.T) {
 	topic := kafkatest.Topic(t, brokers, "")
 	group := topic + "-group"
 	quiet := slog.New(slog.DiscardHandler)
-	var values []string
-	for i := range 30 {
-		values = append(values, fmt.Sprintf("m-%d", i))
-	}
-	publish(t, brokers, topic, values...)
+	publish(t, brokers, topic, numbered("m", 30)...)
 
 	// Member a fails every message, and backs off for longer and longer.
 	retrying := make(chan struct{})
