@@ -126,14 +126,18 @@ func (c *Consumer) consumeGeneration(ctx context.Context, gen *kafka.Generation,
 }
 
 func (c *Consumer) consumeAssigned(ctx, genCtx context.Context, gen *kafka.Generation, o consumeOptions, readers *sync.WaitGroup) bool {
-	fetchCtx, stopFetching := context.WithCancel(genCtx)
-	defer stopFetching()
+	// live ends with the generation or with ctx, whichever ends first. Handlers get ctx
+	// itself: a rebalance does not cancel a handling half-way, it only stops the retries.
+	live, end := context.WithCancel(genCtx)
+	defer end()
+	defer context.AfterFunc(ctx, end)()
+
 	// Each generation has its own channel: what its readers fetched after it ended is dropped
 	// with it, never handed to the next.
 	fetched := make(chan kafka.Message, max(100, o.maxBatch)) // a whole batch waits while the last one is handled
 	for topic, partitions := range gen.Assignments {
 		for _, p := range partitions {
-			readers.Go(func() { c.fetchPartition(fetchCtx, topic, p, fetched) })
+			readers.Go(func() { c.fetchPartition(live, topic, p, fetched) })
 		}
 	}
 
@@ -145,24 +149,17 @@ func (c *Consumer) consumeAssigned(ctx, genCtx context.Context, gen *kafka.Gener
 		tick = t.C
 	}
 	batch := make([]Message, 0, o.maxBatch)
-	for {
-		if ctx.Err() != nil || genCtx.Err() != nil { // checked first: a message may be ready too
-			c.commit(gen, handled)
-			return ctx.Err() == nil
-		}
+	for live.Err() == nil { // checked before each select: a message may be ready too
 		select {
-		case <-ctx.Done():
-			continue
-		case <-genCtx.Done():
-			continue
+		case <-live.Done():
 		case <-tick:
 			c.commit(gen, handled)
 		case first := <-fetched:
 			batch = append(batch[:0], Message{Message: first, Ctx: messageContext(ctx, first)})
 			if o.maxBatch > 1 {
-				batch = fillBatch(ctx, genCtx, fetched, batch, o.maxBatch, o.batchWait)
+				batch = fillBatch(ctx, live, fetched, batch, o.maxBatch, o.batchWait)
 			}
-			ok := c.handle(ctx, genCtx.Done(), o.handle, batch)
+			ok := c.handle(ctx, live, o.handle, batch)
 			endMessageSpans(batch)
 			if !ok { // ctx or the generation ended with the batch unfinished: it is not committed
 				continue
@@ -176,6 +173,8 @@ func (c *Consumer) consumeAssigned(ctx, genCtx context.Context, gen *kafka.Gener
 			}
 		}
 	}
+	c.commit(gen, handled)
+	return ctx.Err() == nil
 }
 
 // fetchPartition reads one partition from the offset the generation assigned it at into
@@ -217,8 +216,8 @@ func (c *Consumer) fetchPartition(ctx context.Context, topic string, p kafka.Par
 }
 
 // fillBatch adds the messages that arrive within wait, up to max in all, and stops early when
-// ctx or the generation ends.
-func fillBatch(ctx, genCtx context.Context, fetched <-chan kafka.Message, batch []Message, max int, wait time.Duration) []Message {
+// live ends. Each message's context derives from ctx.
+func fillBatch(ctx, live context.Context, fetched <-chan kafka.Message, batch []Message, max int, wait time.Duration) []Message {
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for len(batch) < max {
@@ -227,9 +226,7 @@ func fillBatch(ctx, genCtx context.Context, fetched <-chan kafka.Message, batch 
 			batch = append(batch, Message{Message: m, Ctx: messageContext(ctx, m)})
 		case <-timer.C:
 			return batch
-		case <-genCtx.Done():
-			return batch
-		case <-ctx.Done():
+		case <-live.Done():
 			return batch
 		}
 	}

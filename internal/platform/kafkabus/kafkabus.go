@@ -186,10 +186,10 @@ func messageContext(ctx context.Context, msg kafka.Message) context.Context {
 	return traceMessage(ctx, msg)
 }
 
-// handle runs the handler until every message of the batch is handled or failed
-// permanently; false means ctx ended or stop was closed (the generation ended: the batch's
-// partitions may be someone else's by now, so the retries are theirs to make).
-func (c *Consumer) handle(ctx context.Context, stop <-chan struct{}, handle BatchHandler, batch []Message) bool {
+// handle runs the handler (with ctx) until every message of the batch is handled or failed
+// permanently; false means live ended first (ctx, or the generation: the batch's partitions
+// may be someone else's by now, so the retries are theirs to make).
+func (c *Consumer) handle(ctx, live context.Context, handle BatchHandler, batch []Message) bool {
 	backoff := 100 * time.Millisecond
 	pending := batch
 	for attempt := 1; ; attempt++ {
@@ -244,7 +244,7 @@ func (c *Consumer) handle(ctx context.Context, stop <-chan struct{}, handle Batc
 		if firstFailure != nil {
 			c.Log.WarnContext(failureCtx, "message handling failed; retrying", append(firstFailure, "failed_in_batch", len(retry))...)
 		}
-		if !sleepUnless(ctx, stop, backoff) {
+		if !sleep(live, backoff) {
 			return false
 		}
 		backoff = min(backoff*2, c.MaxBackoff)
@@ -252,16 +252,11 @@ func (c *Consumer) handle(ctx context.Context, stop <-chan struct{}, handle Batc
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) bool { return sleepUnless(ctx, nil, d) }
-
-// sleepUnless waits for d; false means ctx ended or stop was closed first.
-func sleepUnless(ctx context.Context, stop <-chan struct{}, d time.Duration) bool {
+func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return false
-	case <-stop:
 		return false
 	case <-t.C:
 		return true
