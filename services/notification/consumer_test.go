@@ -200,42 +200,14 @@ func (b *bus) waitCaughtUp(group string) {
 	client := &kafka.Client{Addr: kafka.TCP(b.brokers...), Timeout: 10 * time.Second}
 	topics := notification.Topics(b.prefix)
 	eventually(b.t, 60*time.Second, "group "+group+" commits every message", func() (bool, string) {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+		lags, err := kafkabus.GroupLag(context.Background(), client, group, topics)
 		if err != nil {
 			return false, err.Error()
 		}
-		ends := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
-		fetch := &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{}}
-		for _, tp := range meta.Topics {
-			for _, p := range tp.Partitions {
-				ends.Topics[tp.Name] = append(ends.Topics[tp.Name], kafka.LastOffsetOf(p.ID))
-				fetch.Topics[tp.Name] = append(fetch.Topics[tp.Name], p.ID)
-			}
-		}
-		endResp, err := client.ListOffsets(ctx, ends)
-		if err != nil {
-			return false, err.Error()
-		}
-		committed, err := client.OffsetFetch(ctx, fetch)
-		if err != nil {
-			return false, err.Error()
-		}
-		if committed.Error != nil {
-			return false, committed.Error.Error()
-		}
-		at := map[string]int64{}
-		for topic, ps := range committed.Topics {
-			for _, p := range ps {
-				at[fmt.Sprint(topic, "/", p.Partition)] = p.CommittedOffset
-			}
-		}
-		for topic, ps := range endResp.Topics {
-			for _, p := range ps {
-				where := fmt.Sprint(topic, "/", p.Partition)
-				if p.LastOffset > 0 && at[where] < p.LastOffset {
-					return false, fmt.Sprintf("%s committed %d of %d", where, at[where], p.LastOffset)
+		for topic, ps := range lags {
+			for p, lag := range ps {
+				if lag > 0 {
+					return false, fmt.Sprintf("%s/%d committed %d short of its end", topic, p, lag)
 				}
 			}
 		}

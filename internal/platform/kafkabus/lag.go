@@ -36,12 +36,25 @@ func (c *Consumer) reportLag(ctx context.Context, every time.Duration) {
 	}
 }
 
-// refreshLag reads the group's committed offsets and the partitions' first and end offsets,
-// and sets the lag of every partition it got all three for.
+// refreshLag sets the lag of every partition GroupLag could read.
 func (c *Consumer) refreshLag(ctx context.Context, client *kafka.Client) error {
-	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: c.Topics})
+	lags, err := GroupLag(ctx, client, c.Group, c.Topics)
+	for topic, partitions := range lags {
+		for partition, lag := range partitions {
+			consumerLag.WithLabelValues(c.Group, topic, strconv.Itoa(partition)).Set(float64(lag))
+		}
+	}
+	return err
+}
+
+// GroupLag reads from the brokers how far group is behind on every partition of topics: the
+// partition's end offset minus the group's committed offset (minus its first offset, where
+// the group has committed nothing yet), by topic and partition. Topics that do not exist
+// yet are left out; partitions it could not read are left out with their errors joined.
+func GroupLag(ctx context.Context, client *kafka.Client, group string, topics []string) (map[string]map[int]int64, error) {
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	partitions := map[string][]int{}
 	bounds := map[string][]kafka.OffsetRequest{}
@@ -55,26 +68,29 @@ func (c *Consumer) refreshLag(ctx context.Context, client *kafka.Client) error {
 		}
 	}
 	if len(partitions) == 0 {
-		return nil
+		return nil, nil
 	}
-	committed, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: c.Group, Topics: partitions})
+	committed, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: partitions})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if committed.Error != nil {
-		return committed.Error
+		return nil, committed.Error
 	}
 	offsets, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: bounds})
 	if err != nil {
-		return err
+		return nil, err
 	}
+	lags := map[string]map[int]int64{}
 	var errs []error
 	for topic, ps := range offsets.Topics {
 		done := map[int]int64{}
 		for _, p := range committed.Topics[topic] {
-			if p.Error == nil {
-				done[p.Partition] = p.CommittedOffset
+			if p.Error != nil {
+				errs = append(errs, fmt.Errorf("%s/%d committed: %w", topic, p.Partition, p.Error))
+				continue
 			}
+			done[p.Partition] = p.CommittedOffset
 		}
 		for _, p := range ps {
 			if p.Error != nil {
@@ -88,8 +104,11 @@ func (c *Consumer) refreshLag(ctx context.Context, client *kafka.Client) error {
 			if at < 0 { // nothing committed: the group starts from the first offset
 				at = p.FirstOffset
 			}
-			consumerLag.WithLabelValues(c.Group, topic, strconv.Itoa(p.Partition)).Set(float64(max(0, p.LastOffset-at)))
+			if lags[topic] == nil {
+				lags[topic] = map[int]int64{}
+			}
+			lags[topic][p.Partition] = max(0, p.LastOffset-at)
 		}
 	}
-	return errors.Join(errs...)
+	return lags, errors.Join(errs...)
 }

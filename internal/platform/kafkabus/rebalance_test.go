@@ -25,41 +25,6 @@ func numbered(prefix string, n int) []string {
 	return values
 }
 
-// committedOffsets returns the group's committed offset and the end offset of every
-// partition of topic.
-func committedOffsets(t *testing.T, brokers []string, group, topic string) (committed, end map[int]int64) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	client := &kafka.Client{Addr: kafka.TCP(brokers...)}
-	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
-	if err != nil || len(md.Topics) != 1 || md.Topics[0].Error != nil {
-		t.Fatalf("metadata of %s: %v %+v", topic, err, md)
-	}
-	var ids []int
-	var last []kafka.OffsetRequest
-	for _, p := range md.Topics[0].Partitions {
-		ids = append(ids, p.ID)
-		last = append(last, kafka.LastOffsetOf(p.ID))
-	}
-	fetched, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: ids}})
-	if err != nil || fetched.Error != nil {
-		t.Fatalf("committed offsets of %s: %v %v", group, err, fetched.Error)
-	}
-	listed, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: last}})
-	if err != nil {
-		t.Fatalf("end offsets of %s: %v", topic, err)
-	}
-	committed, end = map[int]int64{}, map[int]int64{}
-	for _, p := range fetched.Topics[topic] {
-		committed[p.Partition] = p.CommittedOffset
-	}
-	for _, p := range listed.Topics[topic] {
-		end[p.Partition] = p.LastOffset
-	}
-	return committed, end
-}
-
 // TestRebalanceDoesNotRewindCommittedOffsets: a member that is still handling a batch when
 // a second member joins must not commit that batch after the partitions have moved on. Here
 // the first member's first batch (messages of every partition) hangs while more messages
@@ -135,11 +100,18 @@ func TestRebalanceDoesNotRewindCommittedOffsets(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	close(release)
 
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
 	atEnd := func() (bool, string) {
-		committed, end := committedOffsets(t, brokers, group, topic)
-		for p, e := range end {
-			if committed[p] != e {
-				return false, fmt.Sprintf("partition %d committed %d of %d", p, committed[p], e)
+		lags, err := kafkabus.GroupLag(context.Background(), client, group, []string{topic})
+		if err != nil {
+			return false, err.Error()
+		}
+		if len(lags[topic]) == 0 {
+			return false, "no partition read"
+		}
+		for p, lag := range lags[topic] {
+			if lag != 0 {
+				return false, fmt.Sprintf("partition %d committed %d short of its end", p, lag)
 			}
 		}
 		return true, ""
