@@ -26,6 +26,7 @@ type liveConn struct {
 	// answered is set once a read happened: the next write starts a new request on a
 	// connection that has been idle.
 	answered bool
+	io       *rawIO // nil: read and write through Conn
 }
 
 func dialLive(addr string) (net.Conn, error) {
@@ -41,11 +42,14 @@ func dialLive(addr string) (net.Conn, error) {
 	if err != nil {
 		return conn, nil
 	}
-	return &liveConn{Conn: conn, raw: raw}, nil
+	return &liveConn{Conn: conn, raw: raw, io: newRawIO(conn)}, nil
 }
 
 func (c *liveConn) Read(p []byte) (int, error) {
 	c.answered = true
+	if c.io != nil {
+		return c.io.read(p)
+	}
 	return c.Conn.Read(p)
 }
 
@@ -58,6 +62,9 @@ func (c *liveConn) Write(p []byte) (int, error) {
 		if !resendable(method) && !c.open() {
 			return 0, errStaleConn
 		}
+	}
+	if c.io != nil {
+		return c.io.write(p)
 	}
 	return c.Conn.Write(p)
 }
