@@ -149,6 +149,9 @@ func (p *platform) snapshot(ctx context.Context) snapshot {
 	if p.kafka != nil {
 		roots["kafka"] = p.kafka.PID()
 	}
+	if p.relayPID != 0 {
+		roots["tcp-relay"] = p.relayPID
+	}
 	s := snapshot{metrics: map[string]map[string]*dto.MetricFamily{}, cpu: readCPU(), procCPU: treeCPU(roots)}
 	// The bench alone: every other process here is its descendant.
 	var self syscall.Rusage

@@ -124,44 +124,48 @@ func closedLoop(ctx context.Context, name string, clients int, duration time.Dur
 	return rec.stats(name, clients, elapsed)
 }
 
-// alternating runs a and b as closed loops in turn, rounds times each, for duration in all
-// per side, and summarises each side over its rounds. Comparing two runs made one after the
+// alternating runs each side as a closed loop in turn, rounds times each, for duration in all
+// per side, and summarises each side over its rounds. Comparing runs made one after the
 // other on a shared machine compares whatever else ran at each moment; alternating in short
-// rounds spreads that over both, and the order a b, b a, a b, … (rather than a b, a b, …)
-// keeps work that fades or grows over the rounds from always falling on the same side. One
-// round of each, not counted, goes first: the first round of a side opens its connections.
-// around, if not nil, is called before each counted round of side i and returns what to
-// call after it.
-func alternating(ctx context.Context, names [2]string, clients int, duration time.Duration, rounds int, a, b request, around func(i int) func()) (stats, stats) {
-	recs := [2]*recorder{newRecorder(), newRecorder()}
-	var elapsed [2]time.Duration
-	var seqs [2]atomic.Int64
-	var perRound [2][]float64
+// rounds spreads that over every side, and the order a b c, c b a, a b c, … (rather than
+// a b c, a b c, …) keeps work that fades or grows over the rounds from always falling on the
+// same side. One round of each, not counted, goes first: the first round of a side opens its
+// connections. around, if not nil, is called before each counted round of side i and
+// returns what to call after it.
+func alternating(ctx context.Context, names []string, clients int, duration time.Duration, rounds int, sides []request, around func(i int) func()) []stats {
+	k := len(sides)
+	recs := make([]*recorder, k)
+	elapsed := make([]time.Duration, k)
+	seqs := make([]atomic.Int64, k)
+	perRound := make([][]float64, k)
 	slice := duration / time.Duration(rounds)
-	for i, do := range []request{a, b} {
+	for i, do := range sides {
+		recs[i] = newRecorder()
 		closedLoopInto(ctx, newRecorder(), clients, slice, 0, do, &seqs[i])
 	}
 	for n := range rounds {
-		order := []int{0, 1}
-		if n%2 == 1 {
-			order = []int{1, 0}
-		}
-		for _, i := range order {
-			do := []request{a, b}[i]
+		for j := range k {
+			i := j
+			if n%2 == 1 {
+				i = k - 1 - j
+			}
 			after := func() {}
 			if around != nil {
 				after = around(i)
 			}
 			before := recs[i].successCount()
-			took := closedLoopInto(ctx, recs[i], clients, slice, 0, do, &seqs[i])
+			took := closedLoopInto(ctx, recs[i], clients, slice, 0, sides[i], &seqs[i])
 			after()
 			elapsed[i] += took
 			perRound[i] = append(perRound[i], round(float64(recs[i].successCount()-before)/took.Seconds(), 0))
 		}
 	}
-	first, second := recs[0].stats(names[0], clients, elapsed[0]), recs[1].stats(names[1], clients, elapsed[1])
-	first.RoundsPS, second.RoundsPS = perRound[0], perRound[1]
-	return first, second
+	out := make([]stats, k)
+	for i := range sides {
+		out[i] = recs[i].stats(names[i], clients, elapsed[i])
+		out[i].RoundsPS = perRound[i]
+	}
+	return out
 }
 
 // closedLoopInto is closedLoop recording into rec, numbering requests from seq (a fresh

@@ -19,10 +19,12 @@
 //     -limit-duration, one transaction per ticket (guarded counter update, ticket insert,
 //     outbox insert, commit) on the ticket service's schema;
 //  6. gateway overhead: GET /api/tickets through the gateway with the buyers' tokens against
-//     the same GET straight to the ticket service with the identity headers set, in eight
-//     alternating rounds each, a b b a a b b a … (so that a change in the machine's load
-//     between the two does not decide the comparison), after one uncounted round each and
-//     once the databases written to so far are vacuumed, checkpointed and written back;
+//     the same GET straight to the ticket service with the identity headers set, and, as
+//     the floor to read it against, that direct GET through a bare TCP relay in its own
+//     process (relay.go), in eight alternating rounds each, a b c c b a a b c … (so that a
+//     change in the machine's load does not decide the comparison), after one uncounted
+//     round each and once the databases written to so far are vacuumed, checkpointed and
+//     written back;
 //  7. checks: per type, tickets answered 201 = the counter's sold = rows in the ticket
 //     database = ticket.purchased messages on Kafka, never more than the quantity; each
 //     service's resident memory when idle (started, before any request) and at its peak
@@ -106,6 +108,11 @@ func (e envFlag) Set(s string) error {
 }
 
 func main() {
+	if len(os.Args) == 4 && os.Args[1] == relayCommand {
+		err := serveRelay(os.Args[2], os.Args[3])
+		fmt.Fprintln(os.Stderr, "bench relay:", err)
+		os.Exit(1)
+	}
 	cfg := config{Env: envFlag{}}
 	flag.IntVar(&cfg.Clients, "clients", 64, "concurrent clients in every run")
 	flag.DurationVar(&cfg.Duration, "duration", 15*time.Second, "length of the peak run (the half-rate run takes half as long, at least 5s)")
@@ -152,24 +159,27 @@ func main() {
 
 // result is everything a run measured; it is written as JSON.
 type result struct {
-	StartedAt     time.Time            `json:"started_at"`
-	Seconds       float64              `json:"seconds"`
-	Machine       machine              `json:"machine"`
-	Postgres      map[string]string    `json:"postgres"`
-	Config        config               `json:"config"`
-	Runs          []stats              `json:"runs"`
-	Limit         stats                `json:"limit"`
-	Ratio         float64              `json:"ratio"`
-	Gateway       stats                `json:"gateway_get"`
-	Direct        stats                `json:"direct_get"`
-	OverheadPct   float64              `json:"gateway_overhead_pct"`
-	Checks        []typeCheck          `json:"checks"`
-	Notifications []delays             `json:"notifications"`
-	Breakdowns    []breakdown          `json:"breakdowns"`
-	RelayLag      relayLag             `json:"outbox_relay_lag"`
-	Memory        map[string]memoryUse `json:"memory"`
-	Failures      []string             `json:"failures"`
-	Summary       string               `json:"summary"`
+	StartedAt   time.Time         `json:"started_at"`
+	Seconds     float64           `json:"seconds"`
+	Machine     machine           `json:"machine"`
+	Postgres    map[string]string `json:"postgres"`
+	Config      config            `json:"config"`
+	Runs        []stats           `json:"runs"`
+	Limit       stats             `json:"limit"`
+	Ratio       float64           `json:"ratio"`
+	Gateway     stats             `json:"gateway_get"`
+	Direct      stats             `json:"direct_get"`
+	OverheadPct float64           `json:"gateway_overhead_pct"`
+	// Relay is the GET through a bare TCP relay (relay.go): the floor of OverheadPct.
+	Relay            stats                `json:"relay_get"`
+	RelayOverheadPct float64              `json:"relay_overhead_pct"`
+	Checks           []typeCheck          `json:"checks"`
+	Notifications    []delays             `json:"notifications"`
+	Breakdowns       []breakdown          `json:"breakdowns"`
+	RelayLag         relayLag             `json:"outbox_relay_lag"`
+	Memory           map[string]memoryUse `json:"memory"`
+	Failures         []string             `json:"failures"`
+	Summary          string               `json:"summary"`
 }
 
 type memoryUse struct {
@@ -344,17 +354,27 @@ func run(ctx context.Context, cfg config) (int, error) {
 		return 2, err
 	}
 	logf("databases vacuumed and autovacuum idle after %s", took.Round(100*time.Millisecond))
-	logf("gateway overhead: GET /api/tickets through the gateway and straight to the service, %s each", cfg.OverheadDuration)
-	var sides [2]cpuAccount
-	res.Direct, res.Gateway = alternating(ctx, [2]string{"GET direct", "GET via gateway"}, cfg.Clients, cfg.OverheadDuration, overheadRounds,
-		listTickets(c, p.url["ticket"], buyers, true), listTickets(c, gw, buyers, false),
+	relayURL, relayPID, err := startRelay(ctx, strings.TrimPrefix(p.url["ticket"], "http://"))
+	if err != nil {
+		return 2, err
+	}
+	p.relayPID = relayPID
+	logf("gateway overhead: GET /api/tickets straight to the service, through the gateway and through a bare TCP relay, %s each", cfg.OverheadDuration)
+	names := []string{"GET direct", "GET via gateway", "GET via a bare TCP relay"}
+	sides := make([]cpuAccount, len(names))
+	got := alternating(ctx, names, cfg.Clients, cfg.OverheadDuration, overheadRounds,
+		[]request{listTickets(c, p.url["ticket"], buyers, true), listTickets(c, gw, buyers, false), listTickets(c, relayURL, buyers, true)},
 		func(i int) func() {
 			before := p.snapshot(ctx)
 			return func() { sides[i].add(before, p.snapshot(ctx)) }
 		})
-	res.Breakdowns = append(res.Breakdowns, sides[0].breakdown("GET direct", res.Direct.Requests), sides[1].breakdown("GET via gateway", res.Gateway.Requests))
+	res.Direct, res.Gateway, res.Relay = got[0], got[1], got[2]
+	for i, s := range got {
+		res.Breakdowns = append(res.Breakdowns, sides[i].breakdown(names[i], s.Requests))
+	}
 	if res.Direct.PerSecond > 0 {
 		res.OverheadPct = round(100*(1-res.Gateway.PerSecond/res.Direct.PerSecond), 1)
+		res.RelayOverheadPct = round(100*(1-res.Relay.PerSecond/res.Direct.PerSecond), 1)
 	}
 
 	logf("checks: counters, database rows, Kafka messages, notifications")
@@ -409,7 +429,7 @@ func run(ctx context.Context, cfg config) (int, error) {
 	if gone := p.exited(); len(gone) > 0 {
 		res.Failures = append(res.Failures, "exited during the run: "+strings.Join(gone, ", "))
 	}
-	for _, s := range append(append([]stats{}, res.Runs...), res.Gateway, res.Direct) {
+	for _, s := range append(append([]stats{}, res.Runs...), res.Gateway, res.Direct, res.Relay) {
 		for label, n := range s.Outcomes {
 			if strings.HasPrefix(label, "5") || label == "transport error" {
 				res.Failures = append(res.Failures, fmt.Sprintf("%s run: %d × %s", s.Name, n, label))
@@ -471,7 +491,7 @@ func purchase(c *client, gateway, eventID, typeID string, buyers []user, log *pu
 
 // overheadRounds is how many rounds each side of the gateway-overhead comparison runs: the
 // machine's speed drifted by up to a third over one comparison (each round's rate is in the
-// report), and short rounds in a b b a order average that out.
+// report), and short rounds in a b c c b a order average that out.
 const overheadRounds = 8
 
 // listTickets is GET /api/tickets?limit=1 for the next buyer: through the gateway with the

@@ -44,6 +44,8 @@ type platform struct {
 	env     map[string]string
 	pprof   map[string]string // pprof listener per target, when built with -pprof
 	metrics map[string]string // Prometheus listener per target
+	// relayPID is the bare TCP relay's process (relay.go), once the GET comparison started it.
+	relayPID int
 }
 
 // proc is one running target.

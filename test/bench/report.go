@@ -48,7 +48,7 @@ func renderTable(res result) string {
 
 	b.WriteString("| run | clients | requests | ok/s | p50 ms | p95 ms | p99 ms | max ms | answers |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---|\n")
-	rows := append(append([]stats{}, res.Runs...), res.Limit, res.Direct, res.Gateway)
+	rows := append(append([]stats{}, res.Runs...), res.Limit, res.Direct, res.Gateway, res.Relay)
 	for _, s := range rows {
 		name := s.Name
 		if s.TargetPS > 0 {
@@ -57,8 +57,8 @@ func renderTable(res result) string {
 		fmt.Fprintf(&b, "| %s | %d | %d | %.0f | %.1f | %.1f | %.1f | %.1f | %s |\n",
 			name, s.Clients, s.Requests, s.PerSecond, s.P50Ms, s.P95Ms, s.P99Ms, s.MaxMs, outcomes(s.Outcomes))
 	}
-	fmt.Fprintf(&b, "\nEnd-to-end / limit: %.2f. Gateway overhead (GET /api/tickets): %.1f %% of throughput (per round, direct: %v/s; via the gateway: %v/s).\n\n",
-		res.Ratio, res.OverheadPct, res.Direct.RoundsPS, res.Gateway.RoundsPS)
+	fmt.Fprintf(&b, "\nEnd-to-end / limit: %.2f. Gateway overhead (GET /api/tickets): %.1f %% of throughput; a bare TCP relay's, in the same rounds: %.1f %% (per round, direct: %v/s; via the gateway: %v/s; via the relay: %v/s).\n\n",
+		res.Ratio, res.OverheadPct, res.RelayOverheadPct, res.Direct.RoundsPS, res.Gateway.RoundsPS, res.Relay.RoundsPS)
 	b.WriteString(renderBreakdowns(res.Breakdowns))
 
 	b.WriteString("| type | quantity | issued (201) | sold | rows | ticket.purchased | oversold | check |\n")
