@@ -12,15 +12,15 @@ import (
 // poller: RawConn.Read and Write wait for the socket to be ready and keep the connection's
 // deadlines, exactly as net.Conn's own Read and Write do.
 //
-// Why: the gateway's work per request is four socket calls and little else, and on loopback a
+// Why: most of the gateway's CPU per request is its four socket calls, and on loopback a
 // write runs the receiving side's TCP processing too, so it often outlasts the runtime's
 // 20 µs monitor tick. The runtime then takes the goroutine's P away from the thread in the
 // system call and hands it to another thread (waking one up), and the first thread, back from
 // the write, has to find a P again or sleep — context switches for a call that never blocks.
 // The sockets are non-blocking (EAGAIN instead of waiting), so a raw call is as short as
 // the kernel's work and cannot hold the P longer than that. Measured under the flash-sale
-// bench (README, Performance): context switches per proxied GET and the gateway's CPU per GET
-// both fell.
+// bench (README, Performance): per proxied GET, 1.96 → 0.67 context switches and 0.131 →
+// 0.120 ms of the gateway's CPU.
 //
 // One reader and one writer at a time, as fasthttp uses a connection: the buffer and results
 // of the call in progress live in the struct, so the functions handed to RawConn are bound
