@@ -29,28 +29,13 @@ func (l lingerListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &lingerConn{Conn: c, raw: newRawIO(c)}, nil
+	return &lingerConn{sockConn: newSockConn(c)}, nil
 }
 
 // lingerConn closes gently once lingerOnClose was called for it.
 type lingerConn struct {
-	net.Conn
+	sockConn
 	linger atomic.Bool
-	raw    *rawIO // nil: read and write through Conn
-}
-
-func (c *lingerConn) Read(p []byte) (int, error) {
-	if c.raw != nil {
-		return c.raw.read(p)
-	}
-	return c.Conn.Read(p)
-}
-
-func (c *lingerConn) Write(p []byte) (int, error) {
-	if c.raw != nil {
-		return c.raw.write(p)
-	}
-	return c.Conn.Write(p)
 }
 
 // lingerOnClose asks for the request's connection to be closed gently (see lingerTime).

@@ -21,12 +21,10 @@ var errStaleConn = errors.New("gateway: the service closed this idle connection"
 // socket (a single recvfrom) per reused connection, for the requests that could not be sent
 // again otherwise.
 type liveConn struct {
-	net.Conn
-	raw syscall.RawConn
+	sockConn
 	// answered is set once a read happened: the next write starts a new request on a
 	// connection that has been idle.
 	answered bool
-	io       *rawIO // nil: read and write through Conn
 }
 
 func dialLive(addr string) (net.Conn, error) {
@@ -34,23 +32,16 @@ func dialLive(addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	sc, ok := conn.(syscall.Conn)
-	if !ok {
+	sc := newSockConn(conn)
+	if sc.raw == nil { // nothing to peek at
 		return conn, nil
 	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return conn, nil
-	}
-	return &liveConn{Conn: conn, raw: raw, io: newRawIO(conn)}, nil
+	return &liveConn{sockConn: sc}, nil
 }
 
 func (c *liveConn) Read(p []byte) (int, error) {
 	c.answered = true
-	if c.io != nil {
-		return c.io.read(p)
-	}
-	return c.Conn.Read(p)
+	return c.sockConn.Read(p)
 }
 
 func (c *liveConn) Write(p []byte) (int, error) {
@@ -63,10 +54,7 @@ func (c *liveConn) Write(p []byte) (int, error) {
 			return 0, errStaleConn
 		}
 	}
-	if c.io != nil {
-		return c.io.write(p)
-	}
-	return c.Conn.Write(p)
+	return c.sockConn.Write(p)
 }
 
 // open reports whether the peer has neither closed the connection nor sent anything

@@ -38,15 +38,10 @@ type rawIO struct {
 	writeFn func(fd uintptr) bool
 }
 
-// newRawIO returns nil for a connection without a file descriptor (a test's in-memory pipe,
-// say); such a connection is read and written as it is.
-func newRawIO(c net.Conn) *rawIO {
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		return nil
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
+// newRawIO returns nil for nil (a connection without a file descriptor, say a test's
+// in-memory pipe: it is read and written as it is).
+func newRawIO(rc syscall.RawConn) *rawIO {
+	if rc == nil {
 		return nil
 	}
 	r := &rawIO{rc: rc}
@@ -67,7 +62,7 @@ func (r *rawIO) read(p []byte) (int, error) {
 	case err != nil:
 		return 0, err
 	case errno != 0:
-		return 0, &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", errno)}
+		return 0, socketError("read", errno)
 	case n == 0:
 		return 0, io.EOF
 	}
@@ -76,20 +71,16 @@ func (r *rawIO) read(p []byte) (int, error) {
 
 // readOnce reads what is there; false (wait until readable, then again) when nothing is.
 func (r *rawIO) readOnce(fd uintptr) bool {
-	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&r.rbuf[0])), uintptr(len(r.rbuf)))
-		switch e {
-		case 0:
-			r.rn = int(n)
-			return true
-		case syscall.EINTR:
-		case syscall.EAGAIN:
-			return false
-		default:
-			r.rerr = e
-			return true
-		}
+	n, errno := rawCall(syscall.SYS_READ, fd, r.rbuf)
+	switch errno {
+	case 0:
+		r.rn = n
+	case syscall.EAGAIN:
+		return false
+	default:
+		r.rerr = errno
 	}
+	return true
 }
 
 func (r *rawIO) write(p []byte) (int, error) {
@@ -104,7 +95,7 @@ func (r *rawIO) write(p []byte) (int, error) {
 	case err != nil:
 		return n, err
 	case errno != 0:
-		return n, &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", errno)}
+		return n, socketError("write", errno)
 	}
 	return n, nil
 }
@@ -113,17 +104,31 @@ func (r *rawIO) write(p []byte) (int, error) {
 // the socket's buffer is full.
 func (r *rawIO) writeAll(fd uintptr) bool {
 	for r.wn < len(r.wbuf) {
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&r.wbuf[r.wn])), uintptr(len(r.wbuf)-r.wn))
-		switch e {
+		n, errno := rawCall(syscall.SYS_WRITE, fd, r.wbuf[r.wn:])
+		switch errno {
 		case 0:
-			r.wn += int(n)
-		case syscall.EINTR:
+			r.wn += n
 		case syscall.EAGAIN:
 			return false
 		default:
-			r.werr = e
+			r.werr = errno
 			return true
 		}
 	}
 	return true
+}
+
+// rawCall makes one read or write system call with p, again when a signal interrupted it.
+func rawCall(trap, fd uintptr, p []byte) (int, syscall.Errno) {
+	for {
+		n, _, errno := syscall.RawSyscall(trap, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		if errno != syscall.EINTR {
+			return int(n), errno
+		}
+	}
+}
+
+// socketError is the error net.Conn's Read or Write would return for errno.
+func socketError(op string, errno syscall.Errno) error {
+	return &net.OpError{Op: op, Net: "tcp", Err: os.NewSyscallError(op, errno)}
 }

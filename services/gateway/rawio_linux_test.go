@@ -35,7 +35,7 @@ func tcpPair(t *testing.T) (*rawIO, net.Conn, net.Conn) {
 		t.Fatal("accept failed")
 	}
 	t.Cleanup(func() { mine.Close(); peer.Close() })
-	r := newRawIO(mine)
+	r := newRawIO(newSockConn(mine).raw)
 	if r == nil {
 		t.Fatal("a TCP connection has a raw connection")
 	}

@@ -2,12 +2,12 @@
 
 package gateway
 
-import "net"
+import "syscall"
 
 // rawIO is Linux's (rawio_linux.go); elsewhere connections are read and written as they are.
 type rawIO struct{}
 
-func newRawIO(net.Conn) *rawIO { return nil }
+func newRawIO(syscall.RawConn) *rawIO { return nil }
 
 func (*rawIO) read([]byte) (int, error)  { panic("unreachable") }
 func (*rawIO) write([]byte) (int, error) { panic("unreachable") }
