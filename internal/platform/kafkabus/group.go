@@ -24,9 +24,6 @@ import (
 // (segmentio/kafka-go#1308; the offset then stays behind until the partition gets a new
 // message, and a restart handles those messages again). See consumeGeneration.
 func (c *Consumer) Run(ctx context.Context) error {
-	if c.MaxBackoff == 0 {
-		c.MaxBackoff = 5 * time.Second
-	}
 	o := c.options()
 	group, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
 		ID:                     c.Group,
@@ -79,15 +76,16 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 // consumeOptions are the Consumer's settings with the defaults applied.
 type consumeOptions struct {
-	handle    BatchHandler
-	maxBatch  int
-	batchWait time.Duration
+	handle     BatchHandler
+	maxBatch   int
+	batchWait  time.Duration
+	maxBackoff time.Duration
 	// commitEvery is how often handled offsets are committed; 0 commits after every batch.
 	commitEvery time.Duration
 }
 
 func (c *Consumer) options() consumeOptions {
-	o := consumeOptions{handle: c.BatchHandler, maxBatch: 1}
+	o := consumeOptions{handle: c.BatchHandler, maxBatch: 1, maxBackoff: cmp.Or(c.MaxBackoff, DefaultMaxBackoff)}
 	if o.handle == nil {
 		o.handle = func(_ context.Context, batch []Message) []error {
 			return []error{c.Handler(batch[0].Ctx, batch[0].Message)}
@@ -159,7 +157,7 @@ func (c *Consumer) consumeAssigned(ctx, genCtx context.Context, gen *kafka.Gener
 			if o.maxBatch > 1 {
 				batch = fillBatch(ctx, live, fetched, batch, o.maxBatch, o.batchWait)
 			}
-			ok := c.handle(ctx, live, o.handle, batch)
+			ok := c.handle(ctx, live, o, batch)
 			endMessageSpans(batch)
 			if !ok { // ctx or the generation ended with the batch unfinished: it is not committed
 				continue

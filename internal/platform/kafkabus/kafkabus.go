@@ -145,7 +145,8 @@ type Consumer struct {
 	// DeadLetter, if set, stores a message that failed permanently before it is skipped.
 	DeadLetter func(ctx context.Context, msg kafka.Message, cause error) error
 	Log        *slog.Logger
-	// MaxBackoff bounds the wait between retries of a failing message.
+	// MaxBackoff bounds the wait between retries of a failing message (DefaultMaxBackoff
+	// when 0).
 	MaxBackoff time.Duration
 	// CommitInterval is how often the offsets of handled messages are committed:
 	// DefaultCommitInterval when 0; negative commits synchronously after every message
@@ -162,6 +163,7 @@ const (
 	DefaultCommitInterval = 500 * time.Millisecond
 	DefaultMaxBatch       = 500
 	DefaultBatchWait      = 5 * time.Millisecond
+	DefaultMaxBackoff     = 5 * time.Second
 	// DefaultLagInterval is how often a Consumer refreshes sbor_kafka_consumer_lag from the
 	// brokers.
 	DefaultLagInterval = 10 * time.Second
@@ -189,11 +191,11 @@ func messageContext(ctx context.Context, msg kafka.Message) context.Context {
 // handle runs the handler (with ctx) until every message of the batch is handled or failed
 // permanently; false means live ended first (ctx, or the generation: the batch's partitions
 // may be someone else's by now, so the retries are theirs to make).
-func (c *Consumer) handle(ctx, live context.Context, handle BatchHandler, batch []Message) bool {
+func (c *Consumer) handle(ctx, live context.Context, o consumeOptions, batch []Message) bool {
 	backoff := 100 * time.Millisecond
 	pending := batch
 	for attempt := 1; ; attempt++ {
-		errs := handle(ctx, pending)
+		errs := o.handle(ctx, pending)
 		if errs != nil && len(errs) != len(pending) {
 			c.Log.Error("batch handler returned a wrong number of results; retrying the batch",
 				"group", c.Group, "messages", len(pending), "results", len(errs))
@@ -247,7 +249,7 @@ func (c *Consumer) handle(ctx, live context.Context, handle BatchHandler, batch 
 		if !sleep(live, backoff) {
 			return false
 		}
-		backoff = min(backoff*2, c.MaxBackoff)
+		backoff = min(backoff*2, o.maxBackoff)
 		pending = retry
 	}
 }
