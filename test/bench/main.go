@@ -108,8 +108,8 @@ func (e envFlag) Set(s string) error {
 }
 
 func main() {
-	if len(os.Args) == 4 && os.Args[1] == relayCommand {
-		err := serveRelay(os.Args[2], os.Args[3])
+	if len(os.Args) == 3 && os.Args[1] == relayCommand {
+		err := runRelay(os.Args[2])
 		fmt.Fprintln(os.Stderr, "bench relay:", err)
 		os.Exit(1)
 	}

@@ -2,15 +2,11 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"syscall"
-	"time"
-
-	"github.com/sbor-dev/sbor/internal/freeport"
 )
 
 // The gateway-overhead comparison has a third side: the same GET as the direct side (identity
@@ -25,13 +21,9 @@ import (
 // is its own (the bench's own figure is what the load generator costs).
 const relayCommand = "relay"
 
-// serveRelay accepts connections on listen and relays each to target until either side
-// closes. io.Copy between two TCP connections is Go's cheapest path (splice on Linux).
-func serveRelay(listen, target string) error {
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		return err
-	}
+// serveRelay relays each connection accepted on ln to target until either side closes.
+// io.Copy between two TCP connections is Go's cheapest path (splice on Linux).
+func serveRelay(ln net.Listener, target string) error {
 	for {
 		client, err := ln.Accept()
 		if err != nil {
@@ -53,30 +45,44 @@ func serveRelay(listen, target string) error {
 	}
 }
 
+// relayListenerFD is where the relay process finds its listening socket: the bench opens it
+// and hands it over (exec.Cmd.ExtraFiles), so the relay accepts as soon as it runs and
+// nobody has to wait for it to listen.
+const relayListenerFD = 3
+
 // startRelay starts the relay process towards target (host:port) and returns its base URL
 // and process id; it ends with ctx, and with the bench.
 func startRelay(ctx context.Context, target string) (string, int, error) {
-	addr, err := freeport.Addr()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", 0, err
 	}
+	defer ln.Close()
+	f, err := ln.(*net.TCPListener).File()
+	if err != nil {
+		return "", 0, err
+	}
+	defer f.Close()
 	self, err := os.Executable()
 	if err != nil {
 		return "", 0, err
 	}
-	cmd := exec.CommandContext(ctx, self, relayCommand, addr, target)
+	cmd := exec.CommandContext(ctx, self, relayCommand, target)
+	cmd.ExtraFiles = []*os.File{f} // relayListenerFD
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return "", 0, err
 	}
 	go func() { _ = cmd.Wait() }()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			return "http://" + addr, cmd.Process.Pid, nil
-		}
+	return "http://" + ln.Addr().String(), cmd.Process.Pid, nil
+}
+
+// runRelay is the relay process's main.
+func runRelay(target string) error {
+	ln, err := net.FileListener(os.NewFile(relayListenerFD, "relay listener"))
+	if err != nil {
+		return err
 	}
-	_ = cmd.Process.Kill()
-	return "", 0, fmt.Errorf("the relay did not listen on %s within 10s", addr)
+	return serveRelay(ln, target)
 }
