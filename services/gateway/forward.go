@@ -2,9 +2,9 @@ package gateway
 
 import (
 	"bytes"
-	"iter"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -84,28 +84,37 @@ func newForwarder(u Upstream, target *url.URL, cfg Config) *forwarder {
 	}
 }
 
-// hopHeaders are meaningful for one connection only (RFC 9110 section 7.6.1) and are never
-// forwarded, in either direction. Header sets here are keyed by lower-case name.
-var hopHeaders = lowerSet("Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade")
+// headerRule says in which direction a header is never forwarded. Rules are keyed by
+// lower-case name.
+type headerRule uint8
 
-// gatewayHeaders are set by the gateway alone on the way to a service; a client's copies
-// are dropped, and so is every identity header (identity.HeaderPrefix).
-var gatewayHeaders = lowerSet("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", identity.HeaderRequestID)
+const (
+	// dropFromRequest: a client's copy never reaches a service.
+	dropFromRequest headerRule = 1 << iota
+	// dropFromAnswer: a service's copy never reaches a client.
+	dropFromAnswer
+)
 
-// serviceOnlyHeaders are dropped from a service's answer: the gateway sets its own request
-// id, and its server writes the Date.
-var serviceOnlyHeaders = lowerSet(identity.HeaderRequestID, "Date")
+var headerRules = func() map[string]headerRule {
+	rules := map[string]headerRule{}
+	add := func(rule headerRule, names ...string) {
+		for _, n := range names {
+			rules[strings.ToLower(n)] |= rule
+		}
+	}
+	// Hop-by-hop headers are meaningful for one connection only (RFC 9110 section 7.6.1)
+	// and are never forwarded, in either direction.
+	add(dropFromRequest|dropFromAnswer, "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "TE", "Trailer", "Transfer-Encoding", "Upgrade")
+	// The gateway alone sets these on the way to a service (and every identity header,
+	// identity.HeaderPrefix).
+	add(dropFromRequest, "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", identity.HeaderRequestID)
+	// The gateway sets its own request id on the answer, and its server writes the Date.
+	add(dropFromAnswer, identity.HeaderRequestID, "Date")
+	return rules
+}()
 
 var identityPrefix = []byte(strings.ToLower(identity.HeaderPrefix))
-
-func lowerSet(names ...string) map[string]bool {
-	set := make(map[string]bool, len(names))
-	for _, n := range names {
-		set[strings.ToLower(n)] = true
-	}
-	return set
-}
 
 // forward sends the call's request on to the service and reads the answer into the call's
 // own response: the request is the client's, with the gateway's headers set, the path and
@@ -154,54 +163,84 @@ func (f *forwarder) forward(g *Gateway, c *call) {
 // (and a "Connection: close" meant for the gateway's connection), the service's request id
 // and its Date.
 func cleanAnswer(h *fasthttp.ResponseHeader) {
-	dropHeaders(h, serviceOnlyHeaders, false)
+	s := startSweep(dropFromAnswer, h.Peek("Connection"))
+	h.All()(s.visit)
+	s.finish(h)
 	h.ResetConnectionClose()
 }
 
-// headerSet is what fasthttp's request and response headers share.
-type headerSet interface {
-	Peek(key string) []byte
-	All() iter.Seq2[[]byte, []byte]
-	Del(key string)
+// headerSweep is the working space of one pass over a request's or an answer's headers. The
+// header rules run on every request and every answer, so they allocate nothing: names are
+// lower-cased, and the ones to delete kept, in a sweep's buffers, reused from pass to pass;
+// the iterator's yield is bound once (a range loop over All would allocate its closure and
+// its state on every pass).
+type headerSweep struct {
+	rule       headerRule
+	connection []byte // the Connection header's value
+	lower      []byte // the name being checked, lower-cased
+	drop       []byte // the names to delete, back to back
+	ends       []int  // where each name in drop ends
+	visit      func(k, v []byte) bool
 }
 
-// dropHeaders deletes the hop-by-hop headers (those a Connection header names too), those in
-// unwanted and, with identities, every identity header. It runs on every request and answer,
-// so names are compared lower-cased in a stack buffer rather than canonicalised into new
-// strings.
-func dropHeaders(h headerSet, unwanted map[string]bool, identities bool) {
-	connection := string(h.Peek("Connection"))
-	var buf [64]byte
-	var drop []string
-	for k := range h.All() {
-		var name []byte
-		if len(k) <= len(buf) {
-			name = buf[:len(k)]
-			for i, c := range k {
-				if 'A' <= c && c <= 'Z' {
-					c += 'a' - 'A'
-				}
-				name[i] = c
-			}
-		} else {
-			name = bytes.ToLower(k)
-		}
-		if hopHeaders[string(name)] || unwanted[string(name)] ||
-			identities && bytes.HasPrefix(name, identityPrefix) ||
-			connection != "" && namedIn(connection, string(name)) {
-			drop = append(drop, string(k))
+var headerSweeps = sync.Pool{New: func() any {
+	s := new(headerSweep)
+	s.visit = s.check // bound once: a method value made per call would be allocated
+	return s
+}}
+
+func startSweep(rule headerRule, connection []byte) *headerSweep {
+	s := headerSweeps.Get().(*headerSweep)
+	s.rule, s.connection = rule, connection
+	return s
+}
+
+// check (as visit, an All iterator's yield) notes the header named k for deletion if the
+// rule drops it, a Connection header names it, or, on a request, it is an identity header.
+func (s *headerSweep) check(k, _ []byte) bool {
+	s.lower = append(s.lower[:0], k...)
+	for i, c := range s.lower {
+		if 'A' <= c && c <= 'Z' {
+			s.lower[i] = c + 'a' - 'A'
 		}
 	}
-	for _, name := range drop {
-		h.Del(name)
+	if headerRules[string(s.lower)]&s.rule != 0 ||
+		s.rule == dropFromRequest && bytes.HasPrefix(s.lower, identityPrefix) ||
+		len(s.connection) > 0 && namedIn(s.connection, s.lower) {
+		s.drop = append(s.drop, k...)
+		s.ends = append(s.ends, len(s.drop))
 	}
+	return true
+}
+
+// finish deletes the noted headers from h and returns the sweep to the pool.
+func (s *headerSweep) finish(h interface{ DelBytes(key []byte) }) {
+	s.connection = nil // Peek's answer is not valid once h changes
+	start := 0
+	for _, end := range s.ends {
+		h.DelBytes(s.drop[start:end])
+		start = end
+	}
+	s.reset()
+	headerSweeps.Put(s)
+}
+
+// reset empties the sweep for the next call; oversized buffers are not kept.
+func (s *headerSweep) reset() {
+	const keep = 4 << 10
+	s.connection = nil
+	if cap(s.lower) > keep || cap(s.drop) > keep || cap(s.ends) > keep {
+		*s = headerSweep{visit: s.visit}
+		return
+	}
+	s.lower, s.drop, s.ends = s.lower[:0], s.drop[:0], s.ends[:0]
 }
 
 // namedIn reports whether a Connection header's value (comma-separated tokens) names the
-// header: such a header is hop-by-hop too.
-func namedIn(connection, name string) bool {
-	for token := range strings.SplitSeq(connection, ",") {
-		if strings.EqualFold(strings.TrimSpace(token), name) {
+// header whose lower-case name is given: such a header is hop-by-hop too.
+func namedIn(connection, lowerName []byte) bool {
+	for token := range bytes.SplitSeq(connection, []byte(",")) {
+		if bytes.EqualFold(bytes.TrimSpace(token), lowerName) {
 			return true
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/valyala/fasthttp"
 
 	"github.com/sbor-dev/sbor/internal/platform/identity"
 	"github.com/sbor-dev/sbor/internal/platform/token"
@@ -124,7 +125,7 @@ func TestForwarderPassesEndToEndPartsAndDropsHopByHopOnes(t *testing.T) {
 	req.Header.Set("Forwarded", "for=1.2.3.4")
 	req.Header.Set("X-Forwarded-Host", "evil.example")
 	req.Header.Set("X-User-Id", uuid.NewString())
-	longIdentity := "X-User-" + strings.Repeat("Long", 30) // longer than dropHeaders' stack buffer
+	longIdentity := "X-User-" + strings.Repeat("Long", 30) // a long name
 	req.Header.Set(longIdentity, "admin")
 	req.Header.Set("x-uSER-role", "organizer")
 	resp, answer := exchange(t, req)
@@ -333,8 +334,35 @@ func TestForwarderQueuesBeyondItsConnectionLimit(t *testing.T) {
 func TestNamedIn(t *testing.T) {
 	conn := "keep-alive, X-Foo,  x-bar "
 	for name, want := range map[string]bool{"X-Foo": true, "X-Bar": true, "Keep-Alive": true, "X-Baz": false} {
-		if got := namedIn(conn, name); got != want {
+		if got := namedIn([]byte(conn), []byte(strings.ToLower(name))); got != want {
 			t.Errorf("namedIn(%q) = %v", name, got)
+		}
+	}
+}
+
+// The sweeps are pooled: one that dropped a name too long to keep its buffers for, and the
+// ones after it, must still drop everything they should.
+func TestHeaderSweepsAfterALongName(t *testing.T) {
+	long := identity.HeaderPrefix + strings.Repeat("x", 5<<10)
+	for i := range 3 {
+		var h fasthttp.RequestHeader
+		h.Set("Accept", "application/json")
+		h.Set(identity.HeaderUserID, uuid.NewString())
+		h.Set("Connection", "X-Hop")
+		h.Set("X-Hop", "1")
+		if i == 0 {
+			h.Set(long, "admin")
+		}
+		stripGatewayHeaders(&h)
+		for k := range h.All() {
+			switch strings.ToLower(string(k)) {
+			case "accept", "host":
+			default:
+				t.Errorf("pass %d: %.40s was kept", i, k)
+			}
+		}
+		if string(h.Peek("Accept")) != "application/json" {
+			t.Errorf("pass %d: Accept lost", i)
 		}
 	}
 }

@@ -183,7 +183,11 @@ func (w *answerWriter) Write(b []byte) (int, error) { return w.fc.Response.BodyW
 
 // stripGatewayHeaders deletes what only the gateway may set: identity headers, the request
 // id, forwarding headers; and hop-by-hop headers, which are not the service's business.
-func stripGatewayHeaders(h *fasthttp.RequestHeader) { dropHeaders(h, gatewayHeaders, true) }
+func stripGatewayHeaders(h *fasthttp.RequestHeader) {
+	s := startSweep(dropFromRequest, h.Peek("Connection"))
+	h.All()(s.visit)
+	s.finish(h)
+}
 
 func hasTraceHeaders(h *fasthttp.RequestHeader) bool {
 	return len(h.Peek("Traceparent")) > 0 || len(h.Peek("Baggage")) > 0
