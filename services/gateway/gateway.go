@@ -195,7 +195,10 @@ func (g *Gateway) server() *fasthttp.Server {
 	return &fasthttp.Server{
 		Handler:      g.ServeFastHTTP,
 		ErrorHandler: g.requestFailed,
-		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+		HeaderReceived: func(h *fasthttp.RequestHeader) fasthttp.RequestConfig {
+			if h.ContentLength() == 0 {
+				return fasthttp.RequestConfig{} // no body to read: the next deadline is the idle one
+			}
 			return fasthttp.RequestConfig{ReadTimeout: web.ReadTimeout}
 		},
 		ReadTimeout:                  web.ReadHeaderTimeout,

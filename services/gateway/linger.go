@@ -29,7 +29,9 @@ func (l lingerListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &lingerConn{sockConn: newSockConn(c)}, nil
+	lc := &lingerConn{}
+	lc.init(c)
+	return lc, nil
 }
 
 // lingerConn closes gently once lingerOnClose was called for it.
@@ -48,7 +50,7 @@ func lingerOnClose(fc *fasthttp.RequestCtx) {
 func (c *lingerConn) Close() error {
 	if c.linger.Load() {
 		if tcp, ok := c.Conn.(*net.TCPConn); ok && tcp.CloseWrite() == nil {
-			_ = c.Conn.SetReadDeadline(time.Now().Add(lingerTime))
+			_ = c.SetReadDeadline(time.Now().Add(lingerTime))
 			_, _ = io.CopyN(io.Discard, c.Conn, lingerBytes)
 		}
 	}

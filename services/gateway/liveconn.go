@@ -32,11 +32,12 @@ func dialLive(addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	sc := newSockConn(conn)
-	if sc.raw == nil { // nothing to peek at
+	lc := &liveConn{}
+	lc.init(conn)
+	if lc.raw == nil { // nothing to peek at
 		return conn, nil
 	}
-	return &liveConn{sockConn: sc}, nil
+	return lc, nil
 }
 
 func (c *liveConn) Read(p []byte) (int, error) {

@@ -35,7 +35,9 @@ func tcpPair(t *testing.T) (*rawIO, net.Conn, net.Conn) {
 		t.Fatal("accept failed")
 	}
 	t.Cleanup(func() { mine.Close(); peer.Close() })
-	r := newRawIO(newSockConn(mine).raw)
+	var sc sockConn
+	sc.init(mine)
+	r := sc.io
 	if r == nil {
 		t.Fatal("a TCP connection has a raw connection")
 	}
