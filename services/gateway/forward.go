@@ -2,11 +2,13 @@ package gateway
 
 import (
 	"bytes"
+	"encoding/hex"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/valyala/fasthttp"
 
 	"github.com/sbor-dev/sbor/internal/platform/errs"
@@ -93,6 +95,8 @@ const (
 	dropFromRequest headerRule = 1 << iota
 	// dropFromAnswer: a service's copy never reaches a client.
 	dropFromAnswer
+	// dropTraceContext: a client's trace context, unless it is a trusted proxy's.
+	dropTraceContext
 )
 
 var headerRules = func() map[string]headerRule {
@@ -111,10 +115,36 @@ var headerRules = func() map[string]headerRule {
 	add(dropFromRequest, "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", identity.HeaderRequestID)
 	// The gateway sets its own request id on the answer, and its server writes the Date.
 	add(dropFromAnswer, identity.HeaderRequestID, "Date")
+	add(dropTraceContext, tracing.TraceHeaders()...)
 	return rules
 }()
 
 var identityPrefix = []byte(strings.ToLower(identity.HeaderPrefix))
+
+// The names of the headers the gateway sets on every forwarded request, in fasthttp's
+// canonical form once and for all (Set would normalise them on every request).
+var (
+	keyUserID         = canonicalKey(identity.HeaderUserID)
+	keyUserRole       = canonicalKey(identity.HeaderUserRole)
+	keyRequestID      = canonicalKey(identity.HeaderRequestID)
+	keyForwardedFor   = canonicalKey("X-Forwarded-For")
+	keyForwardedHost  = canonicalKey("X-Forwarded-Host")
+	keyForwardedProto = canonicalKey("X-Forwarded-Proto")
+)
+
+func canonicalKey(name string) []byte { return fasthttp.AppendNormalizedHeaderKey(nil, name) }
+
+// appendUUID appends u as uuid.UUID.String writes it, without allocating a string.
+func appendUUID(dst []byte, u uuid.UUID) []byte {
+	var text [36]byte
+	hex.Encode(text[0:8], u[0:4])
+	hex.Encode(text[9:13], u[4:6])
+	hex.Encode(text[14:18], u[6:8])
+	hex.Encode(text[19:23], u[8:10])
+	hex.Encode(text[24:36], u[10:16])
+	text[8], text[13], text[18], text[23] = '-', '-', '-', '-'
+	return append(dst, text[:]...)
+}
 
 // forward sends the call's request on to the service and reads the answer into the call's
 // own response: the request is the client's, with the gateway's headers set, the path and
@@ -125,18 +155,19 @@ func (f *forwarder) forward(g *Gateway, c *call) {
 	// The access token stops here: a service learns who the caller is from the identity
 	// headers below, and never holds a token it could leak or replay.
 	h.Del("Authorization")
-	if id, ok := identity.From(c.ctx); ok {
-		h.Set(identity.HeaderUserID, id.UserID.String())
-		h.Set(identity.HeaderUserRole, string(id.Role))
+	if id := c.caller; id.Role != "" {
+		var text [36]byte
+		h.SetCanonical(keyUserID, appendUUID(text[:0], id.UserID))
+		h.SetCanonical(keyUserRole, []byte(id.Role))
 	}
-	h.Set(identity.HeaderRequestID, c.id)
-	h.Set("X-Forwarded-For", c.clientIP)
-	h.Set("X-Forwarded-Host", c.host)
-	proto := "http"
+	h.SetCanonical(keyRequestID, []byte(c.id))
+	h.SetCanonical(keyForwardedFor, []byte(c.clientIP))
+	h.SetCanonical(keyForwardedHost, h.Host()) // the Host the client asked for, until SetHost
+	proto := []byte("http")
 	if c.fc.IsTLS() {
-		proto = "https"
+		proto = []byte("https")
 	}
-	h.Set("X-Forwarded-Proto", proto)
+	h.SetCanonical(keyForwardedProto, proto)
 	h.SetHost(f.host)
 
 	ctx, span := tracing.StartClientSpan(c.ctx, c.route.Method, f.host, c.route.Pattern)
@@ -196,7 +227,8 @@ func startSweep(rule headerRule, connection []byte) *headerSweep {
 }
 
 // check (as visit, an All iterator's yield) notes the header named k for deletion if the
-// rule drops it, a Connection header names it, or, on a request, it is an identity header.
+// sweep's rules drop it, a Connection header names it, or, on a request, it is an identity
+// header.
 func (s *headerSweep) check(k, _ []byte) bool {
 	s.lower = append(s.lower[:0], k...)
 	for i, c := range s.lower {
@@ -205,7 +237,7 @@ func (s *headerSweep) check(k, _ []byte) bool {
 		}
 	}
 	if headerRules[string(s.lower)]&s.rule != 0 ||
-		s.rule == dropFromRequest && bytes.HasPrefix(s.lower, identityPrefix) ||
+		s.rule&dropFromRequest != 0 && bytes.HasPrefix(s.lower, identityPrefix) ||
 		len(s.connection) > 0 && namedIn(s.connection, s.lower) {
 		s.drop = append(s.drop, k...)
 		s.ends = append(s.ends, len(s.drop))

@@ -353,7 +353,7 @@ func TestHeaderSweepsAfterALongName(t *testing.T) {
 		if i == 0 {
 			h.Set(long, "admin")
 		}
-		stripGatewayHeaders(&h)
+		stripClientRequest(&h, false)
 		for k := range h.All() {
 			switch strings.ToLower(string(k)) {
 			case "accept", "host":
@@ -363,6 +363,14 @@ func TestHeaderSweepsAfterALongName(t *testing.T) {
 		}
 		if string(h.Peek("Accept")) != "application/json" {
 			t.Errorf("pass %d: Accept lost", i)
+		}
+	}
+}
+
+func TestAppendUUID(t *testing.T) {
+	for _, u := range []uuid.UUID{uuid.Nil, uuid.Max, uuid.New(), uuid.New()} {
+		if got := string(appendUUID([]byte("id="), u)); got != "id="+u.String() {
+			t.Errorf("appendUUID: %q, want %q", got, "id="+u.String())
 		}
 	}
 }

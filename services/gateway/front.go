@@ -28,11 +28,12 @@ import (
 type call struct {
 	fc    *fasthttp.RequestCtx
 	route *route
-	ctx   context.Context // request id, trace, caller identity
+	ctx   context.Context // request id, trace
 	id    string          // request id
-	// clientIP and host are read before the gateway drops the client's X-Forwarded-For and
-	// points Host at the service.
-	clientIP, host string
+	// caller is who the access token says the caller is; the zero Identity when anonymous.
+	caller identity.Identity
+	// clientIP is read before the gateway drops the client's X-Forwarded-For.
+	clientIP string
 }
 
 // serveRoute is the front end of one forwarded route. It does, in this order, what the
@@ -45,18 +46,14 @@ func (g *Gateway) serveRoute(fc *fasthttp.RequestCtx, rt *route) {
 	defer g.inFlight.Dec()
 
 	peer := peerOf(fc)
-	c := &call{fc: fc, route: rt, id: web.NewRequestID(), host: string(fc.Request.Header.Host()), clientIP: peer.String()}
+	c := &call{fc: fc, route: rt, id: web.NewRequestID(), clientIP: peer.String()}
 	trustedPeer := isTrusted(peer, g.cfg.TrustedProxies)
 	if trustedPeer {
 		c.clientIP = ClientIP(peer, forwardedFor(&fc.Request.Header), g.cfg.TrustedProxies)
 	}
 	c.ctx = logging.WithRequestID(context.Background(), c.id)
-	stripGatewayHeaders(&fc.Request.Header)
-
-	// Only a trusted proxy (an ingress that traces) may continue its trace into the platform.
-	if !trustedPeer {
-		stripTraceHeaders(&fc.Request.Header)
-	} else if hasTraceHeaders(&fc.Request.Header) {
+	stripClientRequest(&fc.Request.Header, trustedPeer)
+	if trustedPeer && hasTraceHeaders(&fc.Request.Header) {
 		c.ctx = tracing.Extract(c.ctx, requestHeaderCarrier{&fc.Request.Header})
 	}
 	var span trace.Span
@@ -76,11 +73,10 @@ func (g *Gateway) serveRoute(fc *fasthttp.RequestCtx, rt *route) {
 		c.finish(g, start, span)
 	}()
 
-	if id, err := g.authenticate(c); err != nil {
+	var err error
+	if c.caller, err = g.authenticate(c); err != nil {
 		g.problem(c, err)
 		return
-	} else if id != nil {
-		c.ctx = identity.WithIdentity(c.ctx, *id)
 	}
 	if rt.forward == nil {
 		e := errs.New(errs.Unavailable, "service_unavailable", "the "+string(rt.Upstream)+" service is not available")
@@ -181,23 +177,22 @@ func (w *answerWriter) WriteHeader(status int) {
 
 func (w *answerWriter) Write(b []byte) (int, error) { return w.fc.Response.BodyWriter().Write(b) }
 
-// stripGatewayHeaders deletes what only the gateway may set: identity headers, the request
-// id, forwarding headers; and hop-by-hop headers, which are not the service's business.
-func stripGatewayHeaders(h *fasthttp.RequestHeader) {
-	s := startSweep(dropFromRequest, h.Peek("Connection"))
+// stripClientRequest deletes what only the gateway may set: identity headers, the request
+// id, forwarding headers; hop-by-hop headers, which are not the service's business; and,
+// unless the peer is a trusted proxy (an ingress that traces), the trace context, which only
+// such a proxy may continue into the platform.
+func stripClientRequest(h *fasthttp.RequestHeader, trustedPeer bool) {
+	rule := dropFromRequest
+	if !trustedPeer {
+		rule |= dropTraceContext
+	}
+	s := startSweep(rule, h.Peek("Connection"))
 	h.All()(s.visit)
 	s.finish(h)
 }
 
 func hasTraceHeaders(h *fasthttp.RequestHeader) bool {
 	return len(h.Peek("Traceparent")) > 0 || len(h.Peek("Baggage")) > 0
-}
-
-// stripTraceHeaders is tracing.StripTraceHeaders for a fasthttp request.
-func stripTraceHeaders(h *fasthttp.RequestHeader) {
-	for _, name := range tracing.TraceHeaders() {
-		h.Del(name)
-	}
 }
 
 // forwardedFor returns the X-Forwarded-For values (they only matter from a trusted peer).

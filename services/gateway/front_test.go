@@ -109,14 +109,15 @@ func TestTraceContextIsTakenOnlyFromTrustedPeers(t *testing.T) {
 		req, _ := http.NewRequest("GET", gw+"/api/events", nil)
 		req.Header.Set("Traceparent", parent)
 		req.Header.Set("Baggage", "tenant=x")
+		req.Header.Set("Tracestate", "vendor=x")
 		exchange(t, req)
 		s := received(t, got)
 		tp := s.header.Get("Traceparent")
 		if trusted && !strings.Contains(tp, "4bf92f3577b34da6a3ce929d0e0e4736") {
 			t.Errorf("from a trusted proxy the service got traceparent %q, want the proxy's trace", tp)
 		}
-		if !trusted && (tp != "" || s.header.Get("Baggage") != "") {
-			t.Errorf("from an untrusted client the service got traceparent %q baggage %q", tp, s.header.Get("Baggage"))
+		if !trusted && (tp != "" || s.header.Get("Baggage") != "" || s.header.Get("Tracestate") != "") {
+			t.Errorf("from an untrusted client the service got traceparent %q baggage %q tracestate %q", tp, s.header.Get("Baggage"), s.header.Get("Tracestate"))
 		}
 	}
 }

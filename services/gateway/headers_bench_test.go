@@ -42,7 +42,7 @@ func BenchmarkHeaderRules(b *testing.B) {
 					b.Fatal(err)
 				}
 				if rules {
-					stripGatewayHeaders(&req)
+					stripClientRequest(&req, false)
 					cleanAnswer(&resp)
 				}
 			}

@@ -67,6 +67,20 @@ func (c *tokenCache) Verify(ctx context.Context, raw string) (token.Verified, er
 	if v, ok := c.lookup(ctx, hash); ok {
 		return v, nil
 	}
+	return c.verifyAndStore(ctx, hash, raw)
+}
+
+// VerifyBytes is Verify for the token as the request holds it: a hit copies nothing.
+func (c *tokenCache) VerifyBytes(ctx context.Context, raw []byte) (token.Verified, error) {
+	hash := sha256.Sum256(raw)
+	if v, ok := c.lookup(ctx, hash); ok {
+		return v, nil
+	}
+	return c.verifyAndStore(ctx, hash, string(raw))
+}
+
+// verifyAndStore verifies raw, whose hash is not remembered, and remembers a success.
+func (c *tokenCache) verifyAndStore(ctx context.Context, hash [sha256.Size]byte, raw string) (token.Verified, error) {
 	v, err := c.verifier.Verify(ctx, raw)
 	if err != nil {
 		return v, err

@@ -78,21 +78,36 @@ func (f *cacheFixture) token(s *token.Signer, user uuid.UUID) string {
 	return raw
 }
 
+// mustVerify checks that raw is accepted as want's, as a string (Verify) and then as the
+// request holds it (VerifyBytes, the gateway's way).
 func (f *cacheFixture) mustVerify(raw string, want uuid.UUID) {
 	f.t.Helper()
-	got, err := f.cache.Verify(context.Background(), raw)
-	if err != nil {
-		f.t.Fatalf("verify: %v", err)
-	}
-	if got.UserID != want || got.Role != "user" {
-		f.t.Fatalf("verified %+v, want user %s", got, want)
+	for _, verify := range f.verifiers() {
+		got, err := verify(raw)
+		if err != nil {
+			f.t.Fatalf("verify: %v", err)
+		}
+		if got.UserID != want || got.Role != "user" {
+			f.t.Fatalf("verified %+v, want user %s", got, want)
+		}
 	}
 }
 
 func (f *cacheFixture) mustRefuse(raw string) {
 	f.t.Helper()
-	if got, err := f.cache.Verify(context.Background(), raw); err == nil {
-		f.t.Fatalf("verified %+v, want a refusal", got)
+	for _, verify := range f.verifiers() {
+		if got, err := verify(raw); err == nil {
+			f.t.Fatalf("verified %+v, want a refusal", got)
+		}
+	}
+}
+
+func (f *cacheFixture) verifiers() []func(string) (token.Verified, error) {
+	return []func(string) (token.Verified, error){
+		func(raw string) (token.Verified, error) { return f.cache.Verify(context.Background(), raw) },
+		func(raw string) (token.Verified, error) {
+			return f.cache.VerifyBytes(context.Background(), []byte(raw))
+		},
 	}
 }
 
