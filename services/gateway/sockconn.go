@@ -51,9 +51,12 @@ func (c *sockConn) Write(p []byte) (int, error) {
 // deadline, or no deadline, is always set at once; a later one may be up to this much early.
 const deadlineSlack = time.Second
 
-// keepDeadline reports whether the deadline in force may stay instead of next.
+// keepDeadline reports whether the deadline in force may stay instead of next: both set, next
+// later by less than the slack, and the one in force not yet passed (a connection past its
+// deadline has timed out, and a new deadline must revive it).
 func keepDeadline(current, next time.Time) bool {
-	return !current.IsZero() && !next.IsZero() && !next.Before(current) && next.Sub(current) < deadlineSlack
+	return !current.IsZero() && !next.IsZero() && !next.Before(current) && next.Sub(current) < deadlineSlack &&
+		time.Now().Before(current)
 }
 
 func (c *sockConn) SetReadDeadline(t time.Time) error {

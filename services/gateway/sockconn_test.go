@@ -10,17 +10,19 @@ import (
 
 func TestKeepDeadline(t *testing.T) {
 	now := time.Now()
+	soon := now.Add(time.Hour)
 	for _, tc := range []struct {
 		name          string
 		current, next time.Time
 		keep          bool
 	}{
-		{"a little later", now, now.Add(deadlineSlack / 2), true},
-		{"the same", now, now, true},
-		{"later by the slack", now, now.Add(deadlineSlack), false},
-		{"earlier", now, now.Add(-time.Millisecond), false},
-		{"none in force", time.Time{}, now, false},
-		{"none asked", now, time.Time{}, false},
+		{"a little later", soon, soon.Add(deadlineSlack / 2), true},
+		{"the same", soon, soon, true},
+		{"later by the slack", soon, soon.Add(deadlineSlack), false},
+		{"earlier", soon, soon.Add(-time.Millisecond), false},
+		{"none in force", time.Time{}, soon, false},
+		{"none asked", soon, time.Time{}, false},
+		{"a little later than one passed", now.Add(-time.Millisecond), now.Add(deadlineSlack / 2), false},
 	} {
 		if got := keepDeadline(tc.current, tc.next); got != tc.keep {
 			t.Errorf("%s: keepDeadline = %v, want %v", tc.name, got, tc.keep)
@@ -50,6 +52,20 @@ func TestSockConnMovesDeadlinesOnlyWhenItMust(t *testing.T) {
 	_, err := c.Read(make([]byte, 1))
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("read: %v, want the deadline exceeded", err)
+	}
+
+	// Past its deadline, the connection has timed out: a new deadline, however close to the
+	// old one, is set.
+	revived := first.Add(deadlineSlack / 2)
+	if err := c.SetReadDeadline(revived); err != nil {
+		t.Fatal(err)
+	}
+	if !c.readAt.Equal(revived) {
+		t.Errorf("read deadline %v after the old one passed, want %v", c.readAt, revived)
+	}
+	go func() { _, _ = peer.Write([]byte("z")) }()
+	if n, err := c.Read(make([]byte, 1)); n != 1 || err != nil {
+		t.Errorf("read after a new deadline: %d, %v", n, err)
 	}
 
 	// Later by more than the slack: set. Earlier: set. None: cleared.
