@@ -62,29 +62,13 @@ func keepDeadline(current, next time.Time) bool {
 func (c *sockConn) SetReadDeadline(t time.Time) error {
 	c.deadlineMu.Lock()
 	defer c.deadlineMu.Unlock()
-	if keepDeadline(c.readAt, t) {
-		return nil
-	}
-	c.readAt = time.Time{} // unknown if the call fails
-	if err := c.Conn.SetReadDeadline(t); err != nil {
-		return err
-	}
-	c.readAt = t
-	return nil
+	return moveDeadline(&c.readAt, t, c.Conn.SetReadDeadline)
 }
 
 func (c *sockConn) SetWriteDeadline(t time.Time) error {
 	c.deadlineMu.Lock()
 	defer c.deadlineMu.Unlock()
-	if keepDeadline(c.writeAt, t) {
-		return nil
-	}
-	c.writeAt = time.Time{}
-	if err := c.Conn.SetWriteDeadline(t); err != nil {
-		return err
-	}
-	c.writeAt = t
-	return nil
+	return moveDeadline(&c.writeAt, t, c.Conn.SetWriteDeadline)
 }
 
 func (c *sockConn) SetDeadline(t time.Time) error {
@@ -93,10 +77,24 @@ func (c *sockConn) SetDeadline(t time.Time) error {
 	if keepDeadline(c.readAt, t) && keepDeadline(c.writeAt, t) {
 		return nil
 	}
-	c.readAt, c.writeAt = time.Time{}, time.Time{}
+	c.readAt, c.writeAt = time.Time{}, time.Time{} // unknown if the call fails
 	if err := c.Conn.SetDeadline(t); err != nil {
 		return err
 	}
 	c.readAt, c.writeAt = t, t
+	return nil
+}
+
+// moveDeadline sets the deadline *at is the record of to t, with set, unless the one in
+// force may stay.
+func moveDeadline(at *time.Time, t time.Time, set func(time.Time) error) error {
+	if keepDeadline(*at, t) {
+		return nil
+	}
+	*at = time.Time{} // unknown if the call fails
+	if err := set(t); err != nil {
+		return err
+	}
+	*at = t
 	return nil
 }
