@@ -23,19 +23,21 @@ import (
 // 0.120 ms of the gateway's CPU.
 //
 // One reader and one writer at a time, as fasthttp uses a connection: the buffer and results
-// of the call in progress live in the struct, so the functions handed to RawConn are bound
+// of the call in progress live in its rawOp, so the functions handed to RawConn are bound
 // once and a read or write allocates nothing.
 type rawIO struct {
-	rc syscall.RawConn
+	rc  syscall.RawConn
+	in  rawOp // reads
+	out rawOp // writes
+}
 
-	rbuf    []byte
-	rn      int
-	rerr    syscall.Errno
-	readFn  func(fd uintptr) bool
-	wbuf    []byte
-	wn      int
-	werr    syscall.Errno
-	writeFn func(fd uintptr) bool
+// rawOp is one direction's system call in progress: fn (bound once) works on buf and leaves
+// its results in n and errno.
+type rawOp struct {
+	buf   []byte
+	n     int
+	errno syscall.Errno
+	fn    func(fd uintptr) bool
 }
 
 // newRawIO returns nil for nil (a connection without a file descriptor, say a test's
@@ -45,73 +47,66 @@ func newRawIO(rc syscall.RawConn) *rawIO {
 		return nil
 	}
 	r := &rawIO{rc: rc}
-	r.readFn = r.readOnce
-	r.writeFn = r.writeAll
+	r.in.fn = r.in.readOnce
+	r.out.fn = r.out.writeAll
 	return r
 }
 
 func (r *rawIO) read(p []byte) (int, error) {
+	n, err := r.in.run(r.rc.Read, "read", p)
+	if n == 0 && err == nil && len(p) > 0 {
+		return 0, io.EOF
+	}
+	return n, err
+}
+
+func (r *rawIO) write(p []byte) (int, error) { return r.out.run(r.rc.Write, "write", p) }
+
+// run hands the op's function over p to wait (the RawConn's Read or Write, which calls it
+// again each time the socket is ready) and returns what it did.
+func (op *rawOp) run(wait func(func(fd uintptr) bool) error, name string, p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	r.rbuf, r.rn, r.rerr = p, 0, 0
-	err := r.rc.Read(r.readFn)
-	n, errno := r.rn, r.rerr
-	r.rbuf = nil
+	op.buf, op.n, op.errno = p, 0, 0
+	err := wait(op.fn)
+	n, errno := op.n, op.errno
+	op.buf = nil
 	switch {
 	case err != nil:
-		return 0, err
+		return n, err
 	case errno != 0:
-		return 0, socketError("read", errno)
-	case n == 0:
-		return 0, io.EOF
+		return n, socketError(name, errno)
 	}
 	return n, nil
 }
 
 // readOnce reads what is there; false (wait until readable, then again) when nothing is.
-func (r *rawIO) readOnce(fd uintptr) bool {
-	n, errno := rawCall(syscall.SYS_READ, fd, r.rbuf)
+func (op *rawOp) readOnce(fd uintptr) bool {
+	n, errno := rawCall(syscall.SYS_READ, fd, op.buf)
 	switch errno {
 	case 0:
-		r.rn = n
+		op.n = n
 	case syscall.EAGAIN:
 		return false
 	default:
-		r.rerr = errno
+		op.errno = errno
 	}
 	return true
 }
 
-func (r *rawIO) write(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	r.wbuf, r.wn, r.werr = p, 0, 0
-	err := r.rc.Write(r.writeFn)
-	n, errno := r.wn, r.werr
-	r.wbuf = nil
-	switch {
-	case err != nil:
-		return n, err
-	case errno != 0:
-		return n, socketError("write", errno)
-	}
-	return n, nil
-}
-
 // writeAll writes until everything is written; false (wait until writable, then again) when
 // the socket's buffer is full.
-func (r *rawIO) writeAll(fd uintptr) bool {
-	for r.wn < len(r.wbuf) {
-		n, errno := rawCall(syscall.SYS_WRITE, fd, r.wbuf[r.wn:])
+func (op *rawOp) writeAll(fd uintptr) bool {
+	for op.n < len(op.buf) {
+		n, errno := rawCall(syscall.SYS_WRITE, fd, op.buf[op.n:])
 		switch errno {
 		case 0:
-			r.wn += n
+			op.n += n
 		case syscall.EAGAIN:
 			return false
 		default:
-			r.werr = errno
+			op.errno = errno
 			return true
 		}
 	}
