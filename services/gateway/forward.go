@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"encoding/hex"
+	"iter"
 	"net/url"
 	"strings"
 	"sync"
@@ -194,10 +195,26 @@ func (f *forwarder) forward(g *Gateway, c *call) {
 // (and a "Connection: close" meant for the gateway's connection), the service's request id
 // and its Date.
 func cleanAnswer(h *fasthttp.ResponseHeader) {
-	s := startSweep(dropFromAnswer, h.Peek("Connection"))
-	h.All()(s.visit)
-	s.finish(h)
+	sweepHeaders(h, h.Peek("Connection"), h.All(), dropFromAnswer)
 	h.ResetConnectionClose()
+}
+
+// sweepHeaders deletes from a request's or an answer's headers (h, with its Connection
+// header's value and its All iterator) those the rule drops, those the Connection header
+// names (hop-by-hop too) and, on a request, every identity header. The caller passes All's
+// iterator itself: made at the call, from the concrete header type, it stays on the stack.
+func sweepHeaders(h interface{ DelBytes(key []byte) }, connection []byte, all iter.Seq2[[]byte, []byte], rule headerRule) {
+	s := headerSweeps.Get().(*headerSweep)
+	s.rule, s.connection = rule, connection
+	all(s.visit)
+	s.connection = nil // Peek's answer is not valid once h changes
+	start := 0
+	for _, end := range s.ends {
+		h.DelBytes(s.drop[start:end])
+		start = end
+	}
+	s.reset()
+	headerSweeps.Put(s)
 }
 
 // headerSweep is the working space of one pass over a request's or an answer's headers. The
@@ -220,12 +237,6 @@ var headerSweeps = sync.Pool{New: func() any {
 	return s
 }}
 
-func startSweep(rule headerRule, connection []byte) *headerSweep {
-	s := headerSweeps.Get().(*headerSweep)
-	s.rule, s.connection = rule, connection
-	return s
-}
-
 // check (as visit, an All iterator's yield) notes the header named k for deletion if the
 // sweep's rules drop it, a Connection header names it, or, on a request, it is an identity
 // header.
@@ -245,22 +256,9 @@ func (s *headerSweep) check(k, _ []byte) bool {
 	return true
 }
 
-// finish deletes the noted headers from h and returns the sweep to the pool.
-func (s *headerSweep) finish(h interface{ DelBytes(key []byte) }) {
-	s.connection = nil // Peek's answer is not valid once h changes
-	start := 0
-	for _, end := range s.ends {
-		h.DelBytes(s.drop[start:end])
-		start = end
-	}
-	s.reset()
-	headerSweeps.Put(s)
-}
-
-// reset empties the sweep for the next call; oversized buffers are not kept.
+// reset empties the sweep for the next pass; oversized buffers are not kept.
 func (s *headerSweep) reset() {
 	const keep = 4 << 10
-	s.connection = nil
 	if cap(s.lower) > keep || cap(s.drop) > keep || cap(s.ends) > keep {
 		*s = headerSweep{visit: s.visit}
 		return

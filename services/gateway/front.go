@@ -186,9 +186,7 @@ func stripClientRequest(h *fasthttp.RequestHeader, trustedPeer bool) {
 	if !trustedPeer {
 		rule |= dropTraceContext
 	}
-	s := startSweep(rule, h.Peek("Connection"))
-	h.All()(s.visit)
-	s.finish(h)
+	sweepHeaders(h, h.Peek("Connection"), h.All(), rule)
 }
 
 func hasTraceHeaders(h *fasthttp.RequestHeader) bool {
