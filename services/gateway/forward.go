@@ -2,14 +2,12 @@ package gateway
 
 import (
 	"bytes"
-	"encoding/hex"
 	"iter"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/valyala/fasthttp"
 
 	"github.com/sbor-dev/sbor/internal/platform/errs"
@@ -135,18 +133,6 @@ var (
 
 func canonicalKey(name string) []byte { return fasthttp.AppendNormalizedHeaderKey(nil, name) }
 
-// appendUUID appends u as uuid.UUID.String writes it, without allocating a string.
-func appendUUID(dst []byte, u uuid.UUID) []byte {
-	var text [36]byte
-	hex.Encode(text[0:8], u[0:4])
-	hex.Encode(text[9:13], u[4:6])
-	hex.Encode(text[14:18], u[6:8])
-	hex.Encode(text[19:23], u[8:10])
-	hex.Encode(text[24:36], u[10:16])
-	text[8], text[13], text[18], text[23] = '-', '-', '-', '-'
-	return append(dst, text[:]...)
-}
-
 // forward sends the call's request on to the service and reads the answer into the call's
 // own response: the request is the client's, with the gateway's headers set, the path and
 // query exactly as received.
@@ -157,8 +143,8 @@ func (f *forwarder) forward(g *Gateway, c *call) {
 	// headers below, and never holds a token it could leak or replay.
 	h.Del("Authorization")
 	if id := c.caller; id.Role != "" {
-		var text [36]byte
-		h.SetCanonical(keyUserID, appendUUID(text[:0], id.UserID))
+		text, _ := id.UserID.MarshalText() // never fails
+		h.SetCanonical(keyUserID, text)
 		h.SetCanonical(keyUserRole, []byte(id.Role))
 	}
 	h.SetCanonical(keyRequestID, []byte(c.id))

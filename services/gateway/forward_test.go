@@ -366,11 +366,3 @@ func TestHeaderSweepsAfterALongName(t *testing.T) {
 		}
 	}
 }
-
-func TestAppendUUID(t *testing.T) {
-	for _, u := range []uuid.UUID{uuid.Nil, uuid.Max, uuid.New(), uuid.New()} {
-		if got := string(appendUUID([]byte("id="), u)); got != "id="+u.String() {
-			t.Errorf("appendUUID: %q, want %q", got, "id="+u.String())
-		}
-	}
-}
