@@ -63,11 +63,7 @@ func (c *tokenCache) now() time.Time {
 
 // Verify returns the remembered verification of raw, or verifies it and remembers a success.
 func (c *tokenCache) Verify(ctx context.Context, raw string) (token.Verified, error) {
-	hash := sha256.Sum256([]byte(raw))
-	if v, ok := c.lookup(ctx, hash); ok {
-		return v, nil
-	}
-	return c.verifyAndStore(ctx, hash, raw)
+	return c.VerifyBytes(ctx, []byte(raw))
 }
 
 // VerifyBytes is Verify for the token as the request holds it: a hit copies nothing.
@@ -76,16 +72,12 @@ func (c *tokenCache) VerifyBytes(ctx context.Context, raw []byte) (token.Verifie
 	if v, ok := c.lookup(ctx, hash); ok {
 		return v, nil
 	}
-	return c.verifyAndStore(ctx, hash, string(raw))
-}
-
-// verifyAndStore verifies raw, whose hash is not remembered, and remembers a success.
-func (c *tokenCache) verifyAndStore(ctx context.Context, hash [sha256.Size]byte, raw string) (token.Verified, error) {
-	v, err := c.verifier.Verify(ctx, raw)
+	tok := string(raw) // a miss costs a signature check; one copy is nothing beside it
+	v, err := c.verifier.Verify(ctx, tok)
 	if err != nil {
 		return v, err
 	}
-	kid := keyID(raw)
+	kid := keyID(tok)
 	if kid == "" {
 		return v, nil // verified, yet no kid to check on later hits: not remembered
 	}
