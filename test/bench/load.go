@@ -133,37 +133,41 @@ func closedLoop(ctx context.Context, name string, clients int, duration time.Dur
 // connections. around, if not nil, is called before each counted round of side i and
 // returns what to call after it.
 func alternating(ctx context.Context, names []string, clients int, duration time.Duration, rounds int, sides []request, around func(i int) func()) []stats {
-	k := len(sides)
-	recs := make([]*recorder, k)
-	elapsed := make([]time.Duration, k)
-	seqs := make([]atomic.Int64, k)
-	perRound := make([][]float64, k)
+	// side is one side's tally over its counted rounds.
+	type side struct {
+		rec      *recorder
+		seq      atomic.Int64
+		elapsed  time.Duration
+		perRound []float64
+	}
+	tally := make([]side, len(sides))
 	slice := duration / time.Duration(rounds)
 	for i, do := range sides {
-		recs[i] = newRecorder()
-		closedLoopInto(ctx, newRecorder(), clients, slice, 0, do, &seqs[i])
+		tally[i].rec = newRecorder()
+		closedLoopInto(ctx, newRecorder(), clients, slice, 0, do, &tally[i].seq)
 	}
 	for n := range rounds {
-		for j := range k {
+		for j := range sides {
 			i := j
 			if n%2 == 1 {
-				i = k - 1 - j
+				i = len(sides) - 1 - j
 			}
+			t := &tally[i]
 			after := func() {}
 			if around != nil {
 				after = around(i)
 			}
-			before := recs[i].successCount()
-			took := closedLoopInto(ctx, recs[i], clients, slice, 0, sides[i], &seqs[i])
+			before := t.rec.successCount()
+			took := closedLoopInto(ctx, t.rec, clients, slice, 0, sides[i], &t.seq)
 			after()
-			elapsed[i] += took
-			perRound[i] = append(perRound[i], round(float64(recs[i].successCount()-before)/took.Seconds(), 0))
+			t.elapsed += took
+			t.perRound = append(t.perRound, round(float64(t.rec.successCount()-before)/took.Seconds(), 0))
 		}
 	}
-	out := make([]stats, k)
-	for i := range sides {
-		out[i] = recs[i].stats(names[i], clients, elapsed[i])
-		out[i].RoundsPS = perRound[i]
+	out := make([]stats, len(sides))
+	for i := range tally {
+		out[i] = tally[i].rec.stats(names[i], clients, tally[i].elapsed)
+		out[i].RoundsPS = tally[i].perRound
 	}
 	return out
 }

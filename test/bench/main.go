@@ -372,10 +372,7 @@ func run(ctx context.Context, cfg config) (int, error) {
 	for i, s := range got {
 		res.Breakdowns = append(res.Breakdowns, sides[i].breakdown(names[i], s.Requests))
 	}
-	if res.Direct.PerSecond > 0 {
-		res.OverheadPct = round(100*(1-res.Gateway.PerSecond/res.Direct.PerSecond), 1)
-		res.RelayOverheadPct = round(100*(1-res.Relay.PerSecond/res.Direct.PerSecond), 1)
-	}
+	res.OverheadPct, res.RelayOverheadPct = lostPct(res.Gateway, res.Direct), lostPct(res.Relay, res.Direct)
 
 	logf("checks: counters, database rows, Kafka messages, notifications")
 	tickets := bought.snapshot()
@@ -487,6 +484,14 @@ func purchase(c *client, gateway, eventID, typeID string, buyers []user, log *pu
 		log.add(t.ID, boughtTicket{Run: run, TypeID: typeID, UserIndex: i, PurchasedAt: t.PurchasedAt})
 		return outcome{ok: true, status: a.status}
 	}
+}
+
+// lostPct is the share of direct's throughput that via lost (0 when direct has none).
+func lostPct(via, direct stats) float64 {
+	if direct.PerSecond == 0 {
+		return 0
+	}
+	return round(100*(1-via.PerSecond/direct.PerSecond), 1)
 }
 
 // overheadRounds is how many rounds each side of the gateway-overhead comparison runs: the
