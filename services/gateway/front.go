@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"runtime/debug"
 	"time"
@@ -45,8 +44,8 @@ func (g *Gateway) serveRoute(fc *fasthttp.RequestCtx, rt *route) {
 	g.inFlight.Inc()
 	defer g.inFlight.Dec()
 
-	peer := peerOf(fc)
-	c := &call{fc: fc, route: rt, id: web.NewRequestID(), clientIP: peer.String()}
+	peer, peerText := peerOf(fc)
+	c := &call{fc: fc, route: rt, id: web.NewRequestID(), clientIP: peerText}
 	trustedPeer := isTrusted(peer, g.cfg.TrustedProxies)
 	if trustedPeer {
 		c.clientIP = ClientIP(peer, forwardedFor(&fc.Request.Header), g.cfg.TrustedProxies)
@@ -200,11 +199,4 @@ func forwardedFor(h *fasthttp.RequestHeader) []string {
 		values = append(values, string(v))
 	}
 	return values
-}
-
-func peerOf(fc *fasthttp.RequestCtx) netip.Addr {
-	if tcp, ok := fc.RemoteAddr().(*net.TCPAddr); ok {
-		return tcp.AddrPort().Addr().Unmap()
-	}
-	return peerAddr(fc.RemoteAddr().String())
 }

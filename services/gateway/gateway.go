@@ -182,7 +182,7 @@ func (g *Gateway) ServeFastHTTP(fc *fasthttp.RequestCtx) {
 // (for at most web.ShutdownTimeout).
 func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	srv := g.server()
-	serve := func(ln net.Listener) error { return srv.Serve(lingerListener{ln}) }
+	serve := func(ln net.Listener) error { return srv.Serve(clientListener{ln}) }
 	return web.ServeUntil(ctx, g.log, "gateway", ln, serve, srv.ShutdownWithContext)
 }
 
