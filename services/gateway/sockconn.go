@@ -71,18 +71,13 @@ func (c *sockConn) SetWriteDeadline(t time.Time) error {
 	return moveDeadline(&c.writeAt, t, c.Conn.SetWriteDeadline)
 }
 
+// SetDeadline is both deadlines moved on their own: fasthttp calls it only when it hands a
+// connection over or hijacks it, never per request.
 func (c *sockConn) SetDeadline(t time.Time) error {
-	c.deadlineMu.Lock()
-	defer c.deadlineMu.Unlock()
-	if keepDeadline(c.readAt, t) && keepDeadline(c.writeAt, t) {
-		return nil
-	}
-	c.readAt, c.writeAt = time.Time{}, time.Time{} // unknown if the call fails
-	if err := c.Conn.SetDeadline(t); err != nil {
+	if err := c.SetReadDeadline(t); err != nil {
 		return err
 	}
-	c.readAt, c.writeAt = t, t
-	return nil
+	return c.SetWriteDeadline(t)
 }
 
 // moveDeadline sets the deadline *at is the record of to t, with set, unless the one in
