@@ -51,7 +51,9 @@ func peerOf(fc *fasthttp.RequestCtx) (netip.Addr, string) {
 	if c, ok := fc.Conn().(*clientConn); ok {
 		return c.peer, c.peerText
 	}
-	peer := remoteAddr(fc.RemoteAddr()) // a connection the gateway's listener did not accept (tests)
+	// A connection the gateway's listener did not accept: ServeFastHTTP under a server of
+	// the embedder's own.
+	peer := remoteAddr(fc.RemoteAddr())
 	return peer, peer.String()
 }
 

@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+
+	"github.com/valyala/fasthttp"
 )
 
 func TestClientConnKnowsItsPeerFromTheStart(t *testing.T) {
@@ -40,5 +42,17 @@ func TestClientConnKnowsItsPeerFromTheStart(t *testing.T) {
 		if c.peer != netip.MustParseAddr(tc.want) || c.peerText != tc.want {
 			t.Errorf("%s from %s: peer %v %q, want %s", tc.listen, tc.dial, c.peer, c.peerText, tc.want)
 		}
+	}
+}
+
+// ServeFastHTTP under another server sees connections that are not clientConns: the peer is
+// then read from the request, with the same unmapping.
+func TestPeerOfAConnectionTheGatewayDidNotAccept(t *testing.T) {
+	t.Parallel()
+	var fc fasthttp.RequestCtx
+	fc.Init(&fasthttp.Request{}, &net.TCPAddr{IP: net.ParseIP("::ffff:10.0.0.7"), Port: 4321}, nil)
+	peer, text := peerOf(&fc)
+	if peer != netip.MustParseAddr("10.0.0.7") || text != "10.0.0.7" {
+		t.Errorf("peer %v %q, want 10.0.0.7", peer, text)
 	}
 }
