@@ -497,8 +497,11 @@ func lostPct(via, direct stats) float64 {
 // overheadRounds is how many rounds each side of the gateway-overhead comparison runs: the
 // machine's speed drifted by up to a third over one comparison (each round's rate is in the
 // report), and short rounds in a b c c b a order average that out. Sixteen rounds of 0.75 s
-// (the default -overhead-duration) instead of eight: one run's figure is what the issue's
-// target reads, and with eight the same code gave anywhere from 5 to 20 %.
+// (the default -overhead-duration), not eight: the gateway's figure still spreads as much
+// from run to run (standard deviation 3.2 points over 26 runs with eight and 20 with sixteen,
+// 2026-11-28: the machine moves at the scale of seconds), but its distance from the bare
+// relay's in the same run spreads less (3.8 → 2.6 points), and that is the figure to read
+// it against.
 const overheadRounds = 16
 
 // listTickets is GET /api/tickets?limit=1 for the next buyer: through the gateway with the
